@@ -1,0 +1,42 @@
+"""Central-server access control: sites (base stations) and their API keys.
+
+Only a SHA-256 of each key is stored: keys are long random tokens, so a fast
+hash is enough and lookups stay a single indexed equality.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from models.base import Base, UTCDateTime, key_text
+
+ROLE_ADMIN = "admin"
+ROLE_SITE = "site"
+ROLE_READONLY = "readonly"
+ROLES = (ROLE_ADMIN, ROLE_SITE, ROLE_READONLY)
+
+
+class Site(Base):
+    __tablename__ = "Site"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(key_text(128), unique=True)
+    description: Mapped[str | None] = mapped_column(Text, default=None)
+    created: Mapped[datetime] = mapped_column(UTCDateTime)
+    lastSeen: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+
+class ApiKey(Base):
+    __tablename__ = "ApiKey"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    siteId: Mapped[int | None] = mapped_column(ForeignKey("Site.id"), default=None, index=True)
+    role: Mapped[str] = mapped_column(String(16))
+    prefix: Mapped[str] = mapped_column(String(16), doc="first characters, to recognise a key")
+    keyHash: Mapped[str] = mapped_column(String(64), unique=True)
+    created: Mapped[datetime] = mapped_column(UTCDateTime)
+    revoked: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    lastUsed: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)

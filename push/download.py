@@ -1,0 +1,358 @@
+"""Restoring houses from a remote into the local database (after an SD card died).
+
+Metadata first, matched by natural key and entered into the id map so the
+pusher knows these rows are already on the remote; then readings and node
+states, page by page (keyset on the remote id), each page inserted in one
+local transaction together with the download cursor. An interrupted download
+resumes from its cursors, and a repeated one skips rows whose natural key is
+already present. Restored rows get ``syncSeq = 0``, so they are never pushed
+back; rows logged afterwards are pushed as usual.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, Table, insert, select
+from sqlalchemy.dialects import mysql, postgresql, sqlite
+
+from base.db import write_engine
+from base.errors import PermanentError
+from models import (
+    RESTORED_SEQ,
+    Deployment,
+    House,
+    Location,
+    Node,
+    NodeState,
+    Reading,
+    Room,
+    RoomType,
+    Sensor,
+    SyncCursor,
+)
+from models.base import table_of
+from push.client import RemoteClient
+from push.metadata import TABLE_NAMES, digest, request_row
+from push.store import LocalStore, MappedRow, upsert_statement, utcnow
+
+log = logging.getLogger(__name__)
+
+PAGE = 5000
+
+
+class NothingToDownload(PermanentError):
+    """The remote has no house matching what was asked for (or the key may not see it)."""
+
+
+def _time(raw: str | None) -> datetime | None:
+    if raw is None:
+        return None
+    value = datetime.fromisoformat(raw)
+    return value.replace(tzinfo=None) if value.tzinfo else value
+
+
+@dataclass
+class DownloadReport:
+    houses: list[str] = field(default_factory=list)
+    readings: int = 0
+    node_states: int = 0
+    skipped: int = 0  # already present locally
+
+
+Progress = Callable[[str, int, int], None]  # (what, done, total)
+
+
+class Downloader:
+    def __init__(
+        self,
+        engine: Engine,
+        client: RemoteClient,
+        progress: Progress | None = None,
+        page: int = PAGE,
+    ):
+        self.engine = engine
+        self.writer = write_engine(engine)
+        self.client = client
+        self.remote = client.remote.name
+        self.store = LocalStore(engine)
+        self.progress = progress
+        self.page = page
+
+    # -- which houses --------------------------------------------------------------------------
+    def remote_houses(
+        self, *, address: str | None = None, deployment: str | None = None, everything: bool = False
+    ) -> list[dict[str, Any]]:
+        if deployment is not None:
+            deps = self.client.get("deployment/", {"name": deployment})
+            if not deps:
+                raise NothingToDownload(
+                    f"{self.remote}: no deployment named {deployment!r} is visible to this key"
+                )
+            houses = [h for d in deps for h in self._all("house/", {"deploymentId": d["id"]})]
+        elif address is not None:
+            houses = list(self._all("house/", {"address": address}))
+        elif everything:
+            houses = list(self._all("house/", {}))
+        else:
+            raise NothingToDownload("say which: --house ADDRESS, --deployment NAME or --all")
+        if not houses:
+            what = f"house {address!r}" if address else "house"
+            raise NothingToDownload(
+                f"{self.remote}: no {what} is visible to this key; check the address "
+                f"(it must match exactly) and that the key belongs to the house's site"
+            )
+        return houses
+
+    def _all(self, path: str, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        after = 0
+        while True:
+            page = self.client.get(path, {**params, "_after": after, "_limit": self.page}) or []
+            yield from page
+            if len(page) < self.page:
+                return
+            after = page[-1]["id"]
+
+    # -- the whole job -------------------------------------------------------------------------
+    def run(self, houses: list[dict[str, Any]]) -> DownloadReport:
+        report = DownloadReport()
+        for house in houses:
+            locations, nodes = self._metadata(house)
+            report.houses.append(house["address"])
+            totals = self._totals(house["id"])
+            done = 0
+            for remote_loc, local_loc in locations.items():
+                done = self._stream(
+                    report,
+                    "Reading",
+                    f"location:{remote_loc}",
+                    {"locationId": remote_loc},
+                    {"locationId": local_loc},
+                    done,
+                    totals[0],
+                    house["address"],
+                )
+            done = 0
+            for node_id in nodes:
+                done = self._stream(
+                    report,
+                    "NodeState",
+                    f"node:{node_id}",
+                    {"nodeId": node_id},
+                    {},
+                    done,
+                    totals[1],
+                    house["address"],
+                )
+        return report
+
+    def _totals(self, remote_house: int) -> tuple[int, int]:
+        readings = self.client.get("summary/reading/", {"houseId": remote_house}) or []
+        states = self.client.get("summary/nodestate/", {"houseId": remote_house}) or []
+        return sum(r["count"] for r in readings), sum(r["count"] for r in states)
+
+    # -- metadata ------------------------------------------------------------------------------
+    def _metadata(self, house: dict[str, Any]) -> tuple[dict[int, int], list[int]]:
+        """Create the house and what hangs off it locally; return location map and node ids."""
+        dep = self.client.get(f"deployment/{house['deploymentId']}")
+        locations = list(self._all("location/", {"houseId": house["id"]}))
+        rooms = {loc["roomId"]: self.client.get(f"room/{loc['roomId']}") for loc in locations}
+        room_types = {
+            r["roomTypeId"]: self.client.get(f"roomtype/{r['roomTypeId']}")
+            for r in rooms.values()
+            if r.get("roomTypeId") is not None
+        }
+        nodes = [n for loc in locations for n in self._all("node/", {"locationId": loc["id"]})]
+        sensors = [s for n in nodes for s in self._all("sensor/", {"nodeId": n["id"]})]
+        mapped: list[MappedRow] = []
+        loc_map: dict[int, int] = {}
+        with self.writer.begin() as conn:
+            rt_map = {
+                rid: self._get_or_create(conn, RoomType, {"name": rt["name"]}, {})
+                for rid, rt in room_types.items()
+            }
+            room_map = {
+                rid: self._get_or_create(
+                    conn, Room, {"name": r["name"]}, {"roomTypeId": rt_map.get(r.get("roomTypeId"))}
+                )
+                for rid, r in rooms.items()
+            }
+            dep_id = self._get_or_create(
+                conn,
+                Deployment,
+                {"name": dep["name"]},
+                {
+                    "description": dep.get("description"),
+                    "startDate": _time(dep.get("startDate")),
+                    "endDate": _time(dep.get("endDate")),
+                },
+            )
+            house_id = self._get_or_create(
+                conn,
+                House,
+                {"deploymentId": dep_id, "address": house["address"]},
+                {
+                    "startDate": _time(house.get("startDate")),
+                    "endDate": _time(house.get("endDate")),
+                },
+            )
+            for loc in locations:
+                loc_map[loc["id"]] = self._get_or_create(
+                    conn, Location, {"houseId": house_id, "roomId": room_map[loc["roomId"]]}, {}
+                )
+            for n in nodes:
+                local_loc = loc_map.get(n["locationId"]) if n.get("locationId") else None
+                existing = conn.execute(select(Node.id).where(Node.id == n["id"])).first()
+                if existing is None:
+                    conn.execute(
+                        insert(table_of(Node)).values(
+                            id=n["id"], locationId=local_loc, nodeTypeId=n.get("nodeTypeId")
+                        )
+                    )
+            for s in sensors:
+                self._get_or_create(
+                    conn,
+                    Sensor,
+                    {"nodeId": s["nodeId"], "sensorTypeId": s["sensorTypeId"]},
+                    {
+                        "calibrationSlope": s.get("calibrationSlope", 1.0),
+                        "calibrationOffset": s.get("calibrationOffset", 0.0),
+                    },
+                )
+            pairs: list[tuple[str, Any, dict[int, int]]] = [
+                ("roomtype", RoomType, rt_map),
+                ("room", Room, room_map),
+                ("deployment", Deployment, {dep["id"]: dep_id}),
+                ("house", House, {house["id"]: house_id}),
+                ("location", Location, loc_map),
+                ("node", Node, {n["id"]: n["id"] for n in nodes}),
+            ]
+            for kind, model, ids in pairs:
+                for remote_id, local_id in ids.items():
+                    obj = conn.execute(select(model).where(model.id == local_id)).first()
+                    if obj is not None:
+                        d = digest(request_row(kind, obj))
+                        mapped.append(MappedRow(TABLE_NAMES[kind], local_id, remote_id, d))
+        self.store.save_mappings(self.remote, mapped)
+        log.info(
+            "%s: house %r: %d locations, %d nodes, %d sensors restored",
+            self.remote,
+            house["address"],
+            len(locations),
+            len(nodes),
+            len(sensors),
+        )
+        return loc_map, [n["id"] for n in nodes]
+
+    @staticmethod
+    def _get_or_create(
+        conn: Connection, model: Any, key: dict[str, Any], values: dict[str, Any]
+    ) -> int:
+        stmt = select(model.id)
+        for col, value in key.items():
+            stmt = stmt.where(getattr(model, col) == value)
+        found = conn.execute(stmt).scalar_one_or_none()
+        if found is not None:
+            return int(found)
+        result = conn.execute(insert(table_of(model)).values(**key, **values))
+        new_id = result.inserted_primary_key
+        assert new_id is not None
+        return int(new_id[0])
+
+    # -- readings and node states --------------------------------------------------------------
+    def _stream(
+        self,
+        report: DownloadReport,
+        table_name: str,
+        scope: str,
+        params: dict[str, Any],
+        overrides: dict[str, Any],
+        done: int,
+        total: int,
+        house: str,
+    ) -> int:
+        stream = f"download:{table_name}:{scope}"
+        after = self.store.cursor(self.remote, stream)
+        path = "reading/" if table_name == "Reading" else "nodestate/"
+        table = table_of(Reading if table_name == "Reading" else NodeState)
+        while True:
+            page = (
+                self.client.get(
+                    path, {**params, "_sort": "id", "_after": after, "_limit": self.page}
+                )
+                or []
+            )
+            if not page:
+                return done
+            rows = [self._local_row(table_name, r, overrides) for r in page]
+            after = int(page[-1]["id"])
+            with self.writer.begin() as conn:
+                inserted = self._insert_missing(conn, table, rows)
+                conn.execute(self._cursor_upsert(stream, after))
+            if table_name == "Reading":
+                report.readings += inserted
+            else:
+                report.node_states += inserted
+            report.skipped += len(rows) - inserted
+            done += len(rows)
+            if self.progress:
+                self.progress(f"{house}: {table_name}", done, total)
+            if len(page) < self.page:
+                return done
+
+    @staticmethod
+    def _local_row(table_name: str, row: dict[str, Any], overrides: dict[str, Any]) -> dict:
+        out = {k: v for k, v in row.items() if k not in ("id", "syncSeq")}
+        out["time"] = _time(out["time"])
+        out["syncSeq"] = RESTORED_SEQ
+        out.update(overrides)
+        return out
+
+    def _insert_missing(self, conn: Connection, table: Table, rows: list[dict]) -> int:
+        name = self.engine.dialect.name
+        if name in ("mysql", "mariadb"):
+            stmt: Any = mysql.insert(table).prefix_with("IGNORE")
+        elif name == "postgresql":
+            stmt = postgresql.insert(table).on_conflict_do_nothing()
+        else:
+            stmt = sqlite.insert(table).on_conflict_do_nothing()
+        result = conn.execute(stmt, rows)
+        return max(0, int(result.rowcount or 0))
+
+    def _cursor_upsert(self, stream: str, position: int) -> Any:
+        return upsert_statement(
+            self.engine,
+            table_of(SyncCursor),
+            [{"remote": self.remote, "stream": stream, "position": position, "updated": utcnow()}],
+            ["remote", "stream"],
+            ["position", "updated"],
+        )
+
+
+def terminal_progress(stream: Any = None) -> Progress:
+    """A one-line progress bar on a terminal; a log line every ~10 % otherwise."""
+    out = stream or sys.stderr
+    tty = hasattr(out, "isatty") and out.isatty()
+    last: dict[str, int] = {}
+
+    def show(what: str, done: int, total: int) -> None:
+        pct = int(100 * done / total) if total else 100
+        if tty:
+            width = 30
+            filled = width * min(pct, 100) // 100
+            out.write(
+                f"\r{what}: [{'#' * filled}{'.' * (width - filled)}] {done}/{total} ({pct}%)   "
+            )
+            if done >= total:
+                out.write("\n")
+            out.flush()
+        elif pct // 10 != last.get(what, -1) or done >= total:
+            last[what] = pct // 10
+            log.info("%s: %d of %d rows (%d%%)", what, done, total, pct)
+
+    return show

@@ -1,0 +1,281 @@
+"""One push cycle to one remote: schema check, metadata, then the streams.
+
+The cursor of a stream moves only after the remote has replied 2xx to a batch,
+which it does only after committing it; a crash anywhere before that makes
+the next cycle send the same rows again, and the remote's upsert by natural
+key makes that harmless (replication contract, rules 1 and 2).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
+
+from base.config import Config, RemoteConfig
+from base.db import redact
+from base.errors import DatabaseUnavailable, SchemaMismatch
+from base.migrate import current_revision, head_revision, schema_advice
+from models.sequence import stamp_pending
+from push.backoff import retry
+from push.client import RemoteClient
+from push.metadata import MetadataMapper
+from push.store import LocalStore, SetAside, utcnow
+from push.streams import STREAMS, Encoded, Stream, encode, fetch
+
+log = logging.getLogger(__name__)
+
+BATCH_ATTEMPTS = 3
+STAMP_ROUND = 50_000
+
+
+@dataclass
+class StreamReport:
+    batches: int = 0
+    sent: int = 0
+    stored: int = 0
+    unchanged: int = 0
+    set_aside: int = 0
+
+
+@dataclass
+class RemoteReport:
+    remote: str
+    ok: bool = False
+    error: str | None = None
+    streams: dict[str, StreamReport] = field(default_factory=dict)
+    requests: int = 0
+    bytes_sent: int = 0
+    bytes_received: int = 0
+    seconds: float = 0.0
+    stopped: bool = False
+    permanent: bool = False
+
+    @property
+    def sent(self) -> int:
+        return sum(s.sent for s in self.streams.values())
+
+
+class RemoteSync:
+    def __init__(
+        self,
+        config: Config,
+        remote: RemoteConfig,
+        engine: Engine,
+        stop: threading.Event | None = None,
+        client: RemoteClient | None = None,
+        on_batch: Callable[[str, StreamReport], None] | None = None,
+    ):
+        self.on_batch = on_batch
+        self.config = config
+        self.remote = remote
+        self.engine = engine
+        self.store = LocalStore(engine)
+        self.stop = stop or threading.Event()
+        self.client = client or RemoteClient(remote)
+
+    def close(self) -> None:
+        self.client.close()
+
+    def check_schema(self) -> str:
+        version = retry(
+            self.client.version,
+            attempts=BATCH_ATTEMPTS,
+            base=self.config.backoff_min / 5,
+            cap=self.config.backoff_min,
+            stop=self.stop,
+        )
+        remote_rev = version.get("schema") if isinstance(version, dict) else None
+        local_rev = current_revision(self.engine)
+        head = head_revision()
+        if local_rev != head:
+            advice = schema_advice(
+                local_rev, head, remote_name="this cogent-sync", local_url=redact(self.engine.url)
+            )
+            raise SchemaMismatch(f"{self.remote.name}: not pushing: {advice}")
+        advice = schema_advice(
+            local_rev,
+            remote_rev,
+            remote_name=f"remote {self.remote.name!r}",
+            local_url=redact(self.engine.url),
+        )
+        if advice:
+            raise SchemaMismatch(f"{self.remote.name}: not pushing: {advice}")
+        return str(remote_rev)
+
+    def run(self) -> RemoteReport:
+        report = RemoteReport(self.remote.name)
+        started = utcnow()
+        t0 = time.monotonic()
+        before = (
+            self.client.traffic.requests,
+            self.client.traffic.bytes_sent,
+            self.client.traffic.bytes_received,
+        )
+        try:
+            try:
+                revision = self.check_schema()
+                state = self.store.remote_state(self.remote.name)
+                mapper = MetadataMapper(self.engine, self.store, self.client)
+                mapper.sync_active(state.lastMetadataSync if state else None)
+                for stream in STREAMS:
+                    report.streams[stream.name] = self.push_stream(stream, mapper)
+                    if self.stop.is_set():
+                        report.stopped = True
+                        break
+            except OperationalError as exc:
+                raise DatabaseUnavailable(
+                    f"local database {redact(self.engine.url)}: {exc.orig or exc}"
+                ) from exc
+        except Exception as exc:
+            report.error = str(exc)
+            try:
+                self.store.record_attempt(self.remote.name, ok=False, error=report.error)
+            except Exception as unrecorded:  # the local database itself may be what failed
+                why = str(getattr(unrecorded, "orig", None) or unrecorded).splitlines()
+                log.warning(
+                    "%s: could not record the failure locally: %s",
+                    self.remote.name,
+                    why[0] if why else unrecorded.__class__.__name__,
+                )
+            raise
+        finally:
+            report.seconds = time.monotonic() - t0
+            traffic = self.client.traffic
+            report.requests = traffic.requests - before[0]
+            report.bytes_sent = traffic.bytes_sent - before[1]
+            report.bytes_received = traffic.bytes_received - before[2]
+        # Metadata of houses that ended after `started` is resent next time; earlier ones are done.
+        self.store.record_attempt(
+            self.remote.name,
+            ok=True,
+            revision=revision,
+            metadata_synced=None if report.stopped else started,
+        )
+        report.ok = True
+        return report
+
+    def _send(
+        self, stream: Stream, rows: list[Any], mapper: MetadataMapper, report: StreamReport
+    ) -> tuple[Encoded, list[SetAside]]:
+        """Send one batch; return what was sent and the rows to set aside.
+
+        A remote that says a location or node we think is mapped is unknown has lost it
+        (its database was rebuilt, or someone deleted the row): forget those mappings, map
+        again by natural key and resend once, instead of setting the rows aside for good.
+        """
+        for attempt in (1, 2):
+            encoded = encode(stream, rows, mapper)
+            set_aside = list(encoded.set_aside)
+            if not encoded.count:
+                return encoded, set_aside
+            reply = retry(
+                functools.partial(self.client.send_batch, encoded.payload),
+                attempts=BATCH_ATTEMPTS,
+                base=self.config.backoff_min / 5,
+                cap=self.config.backoff_min,
+                stop=self.stop,
+                on_retry=lambda n, d, e: log.warning(
+                    "%s: %s batch failed (%s); try %d in %.1f s",
+                    self.remote.name,
+                    stream.name,
+                    e,
+                    n + 1,
+                    d,
+                ),
+            )
+            rejected: list[tuple[Any, str]] = []
+            for rej in reply.rejected:
+                idx = rej.get("index")
+                if (
+                    rej.get("kind") != stream.kind
+                    or not isinstance(idx, int)
+                    or not 0 <= idx < encoded.count
+                ):
+                    log.warning("%s: ignoring malformed rejection %r", self.remote.name, rej)
+                    continue
+                rejected.append((encoded.rows[idx], str(rej.get("reason", "rejected"))))
+            stale = _stale_mappings(rejected)
+            if stale and attempt == 1:
+                log.warning(
+                    "%s: the remote no longer knows %d mapped rows (%s); mapping them again",
+                    self.remote.name,
+                    len(stale),
+                    ", ".join(f"{k} {i}" for k, i in sorted(stale)),
+                )
+                mapper.forget(stale)
+                continue
+            for row, reason in rejected:
+                set_aside.append(SetAside(stream.name, row.id, row.syncSeq, f"remote: {reason}"))
+            accounted = reply.stored + reply.unchanged + len(reply.rejected)
+            if accounted != encoded.count:
+                log.warning(
+                    "%s: remote accounted for %d of %d rows sent",
+                    self.remote.name,
+                    accounted,
+                    encoded.count,
+                )
+            report.stored += reply.stored
+            report.unchanged += reply.unchanged
+            return encoded, set_aside
+        raise AssertionError("unreachable")
+
+    def push_stream(self, stream: Stream, mapper: MetadataMapper) -> StreamReport:
+        report = StreamReport()
+        limit = self.config.pushlimit
+        cursor = self.store.cursor(self.remote.name, stream.name)
+        while not self.stop.is_set():
+            rows = fetch(self.engine, stream, cursor, limit)
+            if len(rows) < limit and stamp_pending(
+                self.engine, stream.name, max(limit, STAMP_ROUND)
+            ):
+                rows = fetch(self.engine, stream, cursor, limit)
+            if not rows:
+                break
+            t0 = time.monotonic()
+            encoded, set_aside = self._send(stream, rows, mapper, report)
+            cursor = max(r.syncSeq for r in rows)
+            self.store.advance(self.remote.name, stream.name, cursor, set_aside)
+            report.batches += 1
+            report.sent += encoded.count
+            report.set_aside += len(set_aside)
+            log.info(
+                "%s: %s: sent %d rows (%d set aside) up to seq %d in %.2f s",
+                self.remote.name,
+                stream.name,
+                encoded.count,
+                len(set_aside),
+                cursor,
+                time.monotonic() - t0,
+            )
+            for item in set_aside[:5]:
+                log.warning(
+                    "%s: set aside %s %d: %s",
+                    self.remote.name,
+                    item.table,
+                    item.local_id,
+                    item.reason,
+                )
+            if self.on_batch:
+                self.on_batch(stream.name, report)
+            if len(rows) < limit:
+                break
+        return report
+
+
+def _stale_mappings(rejected: list[tuple[Any, str]]) -> set[tuple[str, int]]:
+    """(kind, local id) of mappings the remote says it does not know."""
+    stale: set[tuple[str, int]] = set()
+    for row, reason in rejected:
+        if reason.startswith("unknown location") and getattr(row, "locationId", None):
+            stale.add(("location", row.locationId))
+        elif reason.startswith("unknown node"):
+            stale.add(("node", row.nodeId))
+    return stale

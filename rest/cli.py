@@ -1,0 +1,192 @@
+"""``cogent-rest`` (also ``python -m rest``): serve the REST API and manage API keys."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable
+
+from sqlalchemy.orm import Session
+
+from base.db import make_engine
+from base.errors import CogentError, ConfigError
+from base.migrate import DB_URL_ENV
+from models.access import ROLE_SITE, ROLES
+from rest.keys import KeyProblem, create_key, list_keys, revoke_key
+from rest.settings import DEFAULT_PORT, MIB, Settings
+
+EPILOG = f"The database URL comes from --db, else the {DB_URL_ENV} environment variable."
+
+
+def _db_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--db",
+        metavar="URL",
+        help=f"database URL, e.g. mysql://user:pass@localhost/cogent (default ${DB_URL_ENV})",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cogent-rest",
+        description="The cogent-sync central REST server and its API keys.",
+        epilog=EPILOG,
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    serve = sub.add_parser(
+        "serve",
+        help="run the REST server (uvicorn)",
+        description="Run the REST server. It refuses to start unless the database is at the "
+        "schema revision this code expects (alembic upgrade head).",
+        epilog=EPILOG,
+    )
+    _db_option(serve)
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default %(default)s)"
+    )
+    serve.add_argument("--port", type=int, default=DEFAULT_PORT, help="port (default %(default)s)")
+    serve.add_argument(
+        "--max-body",
+        type=int,
+        default=32 * MIB,
+        metavar="BYTES",
+        help="largest request body, also after decompression (default %(default)s)",
+    )
+    serve.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    serve.add_argument(
+        "--log-level",
+        default="info",
+        choices=("critical", "error", "warning", "info", "debug"),
+        help="log level (default %(default)s)",
+    )
+
+    keys = sub.add_parser(
+        "keys",
+        help="create, list and revoke API keys",
+        description="Manage API keys. A key is printed once, when created; only its hash is kept.",
+        epilog=EPILOG,
+    )
+    ksub = keys.add_subparsers(dest="keys_command", metavar="ACTION", required=True)
+    create = ksub.add_parser(
+        "create",
+        help="create a key and print it (once)",
+        description="Create a key. Site keys read and write only their site's houses; "
+        "readonly keys read everything; admin keys do everything.",
+        epilog=EPILOG,
+    )
+    _db_option(create)
+    create.add_argument("--site", help="the base station's site name (created if new)")
+    create.add_argument(
+        "--role", default=ROLE_SITE, choices=ROLES, help="what the key may do (default site)"
+    )
+    listing = ksub.add_parser(
+        "list",
+        help="list keys (never the keys themselves)",
+        description="List keys.",
+        epilog=EPILOG,
+    )
+    _db_option(listing)
+    listing.add_argument("--site", help="only this site's keys")
+    revoke = ksub.add_parser(
+        "revoke",
+        help="revoke a key by id",
+        description="Revoke a key; it stops working at once and stays listed.",
+        epilog=EPILOG,
+    )
+    _db_option(revoke)
+    revoke.add_argument("id", type=int, help="the key's id, from 'keys list'")
+    return parser
+
+
+def _db_url(args: argparse.Namespace) -> str:
+    url: str | None = args.db or os.environ.get(DB_URL_ENV)
+    if not url:
+        raise ConfigError(f"no database: pass --db URL or set {DB_URL_ENV}")
+    return url
+
+
+def _with_session(url: str, work: Callable[[Session], None]) -> None:
+    engine = make_engine(url)
+    try:
+        with Session(engine) as session:
+            work(session)
+            session.commit()
+    finally:
+        engine.dispose()
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from rest.server import serve
+
+    if args.max_body < 1024:
+        raise ConfigError("--max-body must be at least 1024 bytes")
+    if args.workers < 1:
+        raise ConfigError("--workers must be at least 1")
+    serve(
+        Settings(
+            db_url=_db_url(args),
+            host=args.host,
+            port=args.port,
+            max_body=args.max_body,
+            workers=args.workers,
+            log_level=args.log_level,
+        )
+    )
+    return 0
+
+
+def _cmd_keys(args: argparse.Namespace) -> int:
+    url = _db_url(args)
+    if args.keys_command == "create":
+
+        def create(session: Session) -> None:
+            key, plaintext = create_key(session, args.site, args.role)
+            session.commit()
+            where = f"site {args.site!r}" if args.site else "no site"
+            print(f"created {args.role} key {key.id} for {where}; it is shown only now:")
+            print(plaintext)
+
+        _with_session(url, create)
+    elif args.keys_command == "list":
+
+        def show(session: Session) -> None:
+            rows = list_keys(session, args.site)
+            print(
+                f"{'id':>4}  {'role':8}  {'site':20}  {'key starts':14}  {'created':16}  "
+                f"{'last used':16}  revoked"
+            )
+            for info in rows:
+                k = info.key
+                print(
+                    f"{k.id:>4}  {k.role:8}  {(info.site or '-'):20}  {k.prefix + '…':14}  "
+                    f"{_when(k.created)}  {_when(k.lastUsed)}  {_when(k.revoked, '')}"
+                )
+
+        _with_session(url, show)
+    else:
+
+        def revoke(session: Session) -> None:
+            key = revoke_key(session, args.id)
+            print(f"key {key.id} ({key.prefix}…) is revoked")
+
+        _with_session(url, revoke)
+    return 0
+
+
+def _when(value: object, empty: str = "-") -> str:
+    return f"{value:%Y-%m-%d %H:%M}" if value is not None else f"{empty:16}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "serve":
+            return _cmd_serve(args)
+        return _cmd_keys(args)
+    except (CogentError, KeyProblem) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,357 @@
+"""``POST /rest/sync/map/``: match metadata rows by natural key, create what is missing.
+
+Parsing checks the whole request first (a malformed body or a reference to a
+key not in the request is a 400, nothing written). Then the types are handled
+parents first, each type's rows in natural-key order so that concurrent
+requests take their locks in the same order. A missing row is inserted inside a
+SAVEPOINT; if another client inserted it meanwhile, the unique key refuses ours
+and a re-select (READ COMMITTED, see ``base.db.write_engine``) finds theirs —
+so both clients get the one row's id.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, Table, and_, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from models import (
+    Deployment,
+    House,
+    Location,
+    Node,
+    NodeType,
+    Room,
+    RoomType,
+    Sensor,
+    SensorType,
+)
+from rest.errors import bad_request
+from rest.keys import Principal
+from rest.resources import RESOURCES, Field
+from rest.values import BadValue, from_json
+
+
+@dataclass(frozen=True)
+class Ref:
+    wire: str  # field name in the request ("deployment")
+    column: str  # column it fills ("deploymentId")
+    target: str  # type whose keys it names
+    required: bool
+
+
+@dataclass(frozen=True)
+class Spec:
+    table: Table
+    natural: tuple[str, ...]  # columns matched on ("id" = the row's key)
+    fields: tuple[str, ...]  # plain fields, wire name = column name
+    refs: tuple[Ref, ...] = ()
+    mutable: tuple[str, ...] = ()  # columns updated when they differ
+    required: tuple[str, ...] = ()  # plain fields every row must carry
+    create_needs: tuple[str, ...] = ()  # plain fields needed only to create the row
+
+
+def _t(model: Any) -> Table:
+    table: Table = model.__table__
+    return table
+
+
+# Parents before children: the order rows are resolved in.
+SPECS: dict[str, Spec] = {
+    "sensortype": Spec(
+        _t(SensorType),
+        ("id",),
+        ("name", "code", "units", "c0", "c1", "c2", "c3"),
+        create_needs=("name", "code", "units"),
+    ),
+    "nodetype": Spec(
+        _t(NodeType), ("id",), ("name", "period", "configured"), create_needs=("name",)
+    ),
+    "roomtype": Spec(_t(RoomType), ("name",), ("name",), required=("name",)),
+    "room": Spec(
+        _t(Room),
+        ("name",),
+        ("name",),
+        refs=(Ref("roomType", "roomTypeId", "roomtype", False),),
+        mutable=("roomTypeId",),
+        required=("name",),
+    ),
+    "deployment": Spec(
+        _t(Deployment),
+        ("name",),
+        ("name", "description", "startDate", "endDate"),
+        mutable=("description", "startDate", "endDate"),
+        required=("name",),
+    ),
+    "house": Spec(
+        _t(House),
+        ("deploymentId", "address"),
+        ("address", "startDate", "endDate"),
+        refs=(Ref("deployment", "deploymentId", "deployment", True),),
+        mutable=("startDate", "endDate"),
+        required=("address",),
+    ),
+    "location": Spec(
+        _t(Location),
+        ("houseId", "roomId"),
+        (),
+        refs=(Ref("house", "houseId", "house", True), Ref("room", "roomId", "room", True)),
+    ),
+    "node": Spec(
+        _t(Node),
+        ("id",),
+        (),
+        refs=(
+            Ref("location", "locationId", "location", False),
+            Ref("nodeType", "nodeTypeId", "nodetype", False),
+        ),
+        mutable=("locationId", "nodeTypeId"),
+    ),
+    "sensor": Spec(
+        _t(Sensor),
+        ("nodeId", "sensorTypeId"),
+        ("calibrationSlope", "calibrationOffset"),
+        refs=(
+            Ref("node", "nodeId", "node", True),
+            Ref("sensorType", "sensorTypeId", "sensortype", True),
+        ),
+        mutable=("calibrationSlope", "calibrationOffset"),
+    ),
+}
+
+_KEY_FIELD = Field("key", "int", nullable=False, required=True, bits=32)
+
+
+@dataclass
+class MapRow:
+    key: int
+    values: dict[str, Any]  # plain columns present in the request
+    refs: dict[str, int | None]  # column → key of the referenced row in the request
+
+
+@dataclass
+class MapRequest:
+    rows: dict[str, list[MapRow]] = field(default_factory=dict)
+
+
+class RowRefused(Exception):
+    """This row (and what depends on it) cannot be mapped; the message says why."""
+
+
+def parse_map_request(body: Any) -> MapRequest:
+    """Validate the whole body; any problem is a 400 naming the row and field."""
+    if not isinstance(body, dict):
+        raise bad_request("the map body must be a JSON object of lists keyed by type")
+    unknown = [k for k in body if k not in SPECS]
+    if unknown:
+        raise bad_request(
+            f"unknown type(s) {', '.join(map(repr, unknown))} in the map request; "
+            f"valid: {', '.join(SPECS)}",
+            valid=SPECS,
+        )
+    req = MapRequest()
+    for name, spec in SPECS.items():
+        items = body.get(name) or []
+        if not isinstance(items, list):
+            raise bad_request(f"{name} must be a list of rows")
+        parsed = [_parse_row(name, spec, i, item) for i, item in enumerate(items)]
+        keys = [r.key for r in parsed]
+        if len(set(keys)) != len(keys):
+            raise bad_request(f"{name}: the same key appears twice; keys must be unique per type")
+        req.rows[name] = parsed
+    for name, spec in SPECS.items():
+        for row in req.rows[name]:
+            for ref in spec.refs:
+                target = row.refs[ref.column]
+                if target is not None and all(r.key != target for r in req.rows[ref.target]):
+                    raise bad_request(
+                        f"{name} {row.key} refers to {ref.target} {target}, which is not in the "
+                        f"request; include every parent row in the same request"
+                    )
+    return req
+
+
+def _parse_row(name: str, spec: Spec, index: int, item: Any) -> MapRow:
+    where = f"{name}[{index}]"
+    if not isinstance(item, dict):
+        raise bad_request(f"{where} must be a JSON object")
+    allowed = {"key", *spec.fields, *(r.wire for r in spec.refs)}
+    extra = [k for k in item if k not in allowed]
+    if extra:
+        raise bad_request(
+            f"{where} has unknown field(s) {', '.join(map(repr, extra))}; "
+            f"valid: {', '.join(sorted(allowed))}",
+            valid=allowed,
+        )
+    fields = RESOURCES[name].fields
+    try:
+        key = from_json(_KEY_FIELD, item.get("key"))
+        values = {f: from_json(fields[f], item[f]) for f in spec.fields if f in item}
+        refs = {}
+        for ref in spec.refs:
+            raw = item.get(ref.wire)
+            if raw is None and ref.required:
+                raise BadValue(f"{ref.wire}: is required (the key of a {ref.target} row)")
+            refs[ref.column] = None if raw is None else from_json(_KEY_FIELD, raw)
+    except BadValue as exc:
+        raise bad_request(f"{where}: {exc}") from None
+    missing = [f for f in spec.required if values.get(f) is None]
+    if missing:
+        raise bad_request(f"{where}: missing {', '.join(missing)}")
+    return MapRow(key, values, refs)
+
+
+@dataclass
+class MapResult:
+    ids: dict[str, dict[int, int]] = field(default_factory=dict)
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    refused: dict[str, dict[int, str]] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            name: {str(k): v for k, v in self.ids.get(name, {}).items()} for name in SPECS
+        }
+        out["errors"] = self.errors
+        return out
+
+
+def map_metadata(conn: Connection, principal: Principal, req: MapRequest) -> MapResult:
+    result = MapResult()
+    for name, spec in SPECS.items():
+        result.ids[name] = {}
+        result.refused[name] = {}
+        resolved = []
+        for row in req.rows[name]:
+            try:
+                resolved.append((_resolve_refs(spec, row, result), row))
+            except RowRefused as exc:
+                _refuse(result, name, row.key, str(exc))
+        resolved.sort(key=lambda pair: _sort_key(spec, pair[1], pair[0]))
+        for refs, row in resolved:
+            try:
+                result.ids[name][row.key] = _map_row(conn, principal, name, spec, row, refs)
+            except RowRefused as exc:
+                _refuse(result, name, row.key, str(exc))
+    return result
+
+
+def _refuse(result: MapResult, name: str, key: int, reason: str) -> None:
+    result.refused[name][key] = reason
+    result.errors.append({"type": name, "key": key, "reason": reason})
+
+
+def _resolve_refs(spec: Spec, row: MapRow, result: MapResult) -> dict[str, int | None]:
+    out: dict[str, int | None] = {}
+    for ref in spec.refs:
+        key = row.refs[ref.column]
+        if key is None:
+            out[ref.column] = None
+            continue
+        if key in result.refused[ref.target]:
+            raise RowRefused(
+                f"its {ref.target} {key} was refused: {result.refused[ref.target][key]}"
+            )
+        out[ref.column] = result.ids[ref.target][key]
+    return out
+
+
+def _sort_key(spec: Spec, row: MapRow, refs: dict[str, int | None]) -> tuple[Any, ...]:
+    values = {**row.values, **refs, "id": row.key}
+    return tuple(str(values.get(c)) for c in spec.natural)
+
+
+def _map_row(
+    conn: Connection,
+    principal: Principal,
+    name: str,
+    spec: Spec,
+    row: MapRow,
+    refs: dict[str, int | None],
+) -> int:
+    values: dict[str, Any] = {**row.values, **refs}
+    if "id" in spec.natural:
+        values["id"] = row.key
+    match = {c: values[c] for c in spec.natural}
+    table = spec.table
+    existing = _select(conn, table, match)
+    if existing is None:
+        missing = [f for f in spec.create_needs if values.get(f) is None]
+        if missing:
+            raise RowRefused(
+                f"{name} {row.key} is not on this server; send {', '.join(missing)} to create it"
+            )
+        if name == "house":
+            values["siteId"] = principal.site_id
+        if name == "node":
+            _check_node_location(conn, principal, values.get("locationId"))
+        created = _insert(conn, table, values)
+        existing = _select(conn, table, match)
+        if existing is None:
+            raise RowRefused(f"{name} {row.key} could not be created; try again")
+        if created:
+            return int(existing["id"])
+    _check_owner(conn, principal, name, existing)
+    changed = {c: values[c] for c in spec.mutable if c in values and existing.get(c) != values[c]}
+    if changed:
+        conn.execute(update(table).where(table.c.id == existing["id"]).values(changed))
+    return int(existing["id"])
+
+
+def _select(conn: Connection, table: Table, match: dict[str, Any]) -> dict[str, Any] | None:
+    cond = and_(*(table.c[c] == v for c, v in match.items()))
+    row = conn.execute(select(table).where(cond)).mappings().first()
+    return dict(row) if row is not None else None
+
+
+def _insert(conn: Connection, table: Table, values: dict[str, Any]) -> bool:
+    """Insert; False when another client's row with the same natural key won."""
+    try:
+        with conn.begin_nested():
+            conn.execute(insert(table).values(values))
+    except IntegrityError:
+        return False
+    return True
+
+
+def _house_owner(conn: Connection, location_id: int | None) -> tuple[int | None, str] | None:
+    if location_id is None:
+        return None
+    row = conn.execute(
+        select(House.siteId, House.address)
+        .join(Location, Location.houseId == House.id)
+        .where(Location.id == location_id)
+    ).first()
+    return (row[0], row[1]) if row is not None else None
+
+
+def _owns(principal: Principal, site_id: int | None) -> bool:
+    return principal.is_admin or (site_id is not None and site_id == principal.site_id)
+
+
+def _check_node_location(conn: Connection, principal: Principal, location_id: Any) -> None:
+    owner = _house_owner(conn, location_id)
+    if owner is not None and not _owns(principal, owner[0]):
+        raise RowRefused(f"location {location_id} is in house {owner[1]!r} of another site")
+
+
+def _check_owner(
+    conn: Connection, principal: Principal, name: str, existing: dict[str, Any]
+) -> None:
+    if principal.is_admin:
+        return
+    if name == "house" and not _owns(principal, existing["siteId"]):
+        whose = "another site" if existing["siteId"] is not None else "no site (an admin's)"
+        deployment = conn.execute(
+            select(Deployment.name).where(Deployment.id == existing["deploymentId"])
+        ).scalar()
+        raise RowRefused(
+            f"house {existing['address']!r} in deployment {deployment!r} belongs to {whose}"
+        )
+    if name == "node":
+        owner = _house_owner(conn, existing["locationId"])
+        if owner is not None and not _owns(principal, owner[0]):
+            raise RowRefused(
+                f"node {existing['id']} is located in house {owner[1]!r} of another site"
+            )

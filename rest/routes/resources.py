@@ -1,0 +1,206 @@
+"""``/rest/<type>/`` and ``/rest/<type>/<id>`` for every table in ``models.DATA_TABLES``.
+
+One route per type, generated here, so that the OpenAPI document describes each
+type's columns; a catch-all answers unknown types with the list of valid ones.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from rest.auth import AdminKey, OptionalKey, WriterKey
+from rest.body import read_json
+from rest.browse import build_select, encode_cursor, parse_list_query
+from rest.crud import create_row, delete_row, get_row, update_row
+from rest.docs import error_responses, json_body, list_parameters, row_schema
+from rest.errors import ApiError, forbidden, not_found
+from rest.keys import Principal
+from rest.resources import RESOURCES, Resource, get_resource
+from rest.responses import JSONBytesResponse
+from rest.scope import visible
+from rest.state import AppState, get_state
+from rest.txn import run_write
+
+State = Annotated[AppState, Depends(get_state)]
+
+
+def _readable(resource: Resource, principal: Principal | None) -> None:
+    if principal is None and resource.kind != "catalogue":
+        raise ApiError(
+            401,
+            f"{resource.name} needs a key: send 'Authorization: Bearer <key>'",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
+
+def _writable(resource: Resource, principal: Principal) -> None:
+    if resource.kind == "catalogue" and not principal.is_admin:
+        raise forbidden(f"{resource.name} is a shared catalogue: only an admin key may change it")
+
+
+def list_rows(
+    state: AppState, resource: Resource, principal: Principal | None, request: Request
+) -> Response:
+    settings = state.settings
+    q = parse_list_query(
+        resource, request.query_params.multi_items(), settings.default_limit, settings.max_limit
+    )
+    stmt = build_select(resource, q, visible(resource, principal))
+    with state.engine.connect() as conn:
+        rows = [dict(r) for r in conn.execute(stmt).mappings()]
+    headers = {}
+    if len(rows) > q.limit:
+        rows = rows[: q.limit]
+        last = rows[-1]
+        url = request.url.remove_query_params(["_after", "_cursor"])
+        if q.sort == "id":
+            url = url.include_query_params(_after=last["id"])
+        else:
+            url = url.include_query_params(_cursor=encode_cursor(q, last[q.sort], last["id"]))
+        headers["Link"] = f'<{url}>; rel="next"'
+    return JSONBytesResponse(rows, headers=headers)
+
+
+def _add_routes(router: APIRouter, resource: Resource) -> None:
+    name = resource.name
+    path = f"/rest/{name}/"
+    item = f"/rest/{name}/{{row_id}}"
+    tags: list[str | Enum] = [name]
+    out_schema = row_schema(resource)
+    one = {"content": {"application/json": {"schema": out_schema}}}
+    many = {
+        "content": {"application/json": {"schema": {"type": "array", "items": out_schema}}},
+        "headers": {"Link": {"schema": {"type": "string"}, "description": 'next page, rel="next"'}},
+    }
+    readers = "no key" if resource.kind == "catalogue" else "any key (site keys: own rows)"
+    writers = "admin key" if resource.kind == "catalogue" else "site or admin key"
+
+    async def list_(request: Request, principal: OptionalKey, state: State) -> Response:
+        _readable(resource, principal)
+        return await run_in_threadpool(list_rows, state, resource, principal, request)
+
+    async def get_(row_id: int, principal: OptionalKey, state: State) -> Response:
+        _readable(resource, principal)
+
+        def work() -> dict[str, Any]:
+            with state.engine.connect() as conn:
+                return get_row(conn, resource, row_id, principal)
+
+        return JSONBytesResponse(await run_in_threadpool(work))
+
+    async def create_(request: Request, principal: WriterKey, state: State) -> Response:
+        _writable(resource, principal)
+        body = await read_json(request, state.settings.max_body)
+        row = await run_in_threadpool(
+            run_write, state.engine, lambda conn: create_row(conn, resource, principal, body)
+        )
+        return JSONBytesResponse(
+            row, status_code=201, headers={"Location": f"/rest/{name}/{row['id']}"}
+        )
+
+    async def update_(
+        row_id: int, request: Request, principal: WriterKey, state: State
+    ) -> Response:
+        _writable(resource, principal)
+        body = await read_json(request, state.settings.max_body)
+        row = await run_in_threadpool(
+            run_write,
+            state.engine,
+            lambda conn: update_row(conn, resource, principal, row_id, body),
+        )
+        return JSONBytesResponse(row)
+
+    async def delete_(row_id: int, principal: AdminKey, state: State) -> Response:
+        await run_in_threadpool(
+            run_write, state.engine, lambda conn: delete_row(conn, resource, row_id)
+        )
+        return Response(status_code=204)
+
+    router.add_api_route(
+        path,
+        list_,
+        methods=["GET"],
+        tags=tags,
+        response_class=JSONBytesResponse,
+        summary=f"List {name} rows ({readers})",
+        description="Filters: col=value (repeat for any of), ge_/gt_/le_/lt_/ne_ + col; "
+        "_sort=col or -col; _limit; next page from the Link header.",
+        openapi_extra={"parameters": list_parameters(resource)},
+        responses={200: many, **error_responses(400, 401, 403)},
+    )
+    router.add_api_route(
+        item,
+        get_,
+        methods=["GET"],
+        tags=tags,
+        response_class=JSONBytesResponse,
+        summary=f"Get one {name} ({readers})",
+        responses={200: one, **error_responses(401, 403, 404)},
+    )
+    router.add_api_route(
+        path,
+        create_,
+        methods=["POST"],
+        tags=tags,
+        status_code=201,
+        response_class=JSONBytesResponse,
+        summary=f"Create a {name} ({writers})",
+        openapi_extra=json_body(row_schema(resource, for_input=True)),
+        responses={201: one, **error_responses(400, 401, 403, 409, 413, 422)},
+    )
+    router.add_api_route(
+        item,
+        update_,
+        methods=["PUT"],
+        tags=tags,
+        response_class=JSONBytesResponse,
+        summary=f"Update some columns of a {name} ({writers})",
+        openapi_extra=json_body({**row_schema(resource, for_input=True), "required": []}),
+        responses={200: one, **error_responses(400, 401, 403, 404, 409, 413, 422)},
+    )
+    router.add_api_route(
+        item,
+        delete_,
+        methods=["DELETE"],
+        tags=tags,
+        status_code=204,
+        summary=f"Delete a {name} that nothing refers to (admin key)",
+        responses={204: {"description": "deleted"}, **error_responses(401, 403, 404, 409)},
+    )
+
+
+def build_router() -> APIRouter:
+    router = APIRouter()
+    for resource in RESOURCES.values():
+        _add_routes(router, resource)
+    return router
+
+
+def build_fallback_router() -> APIRouter:
+    """Unknown types under /rest/: a 404 that lists the valid ones. Registered last."""
+    router = APIRouter(include_in_schema=False)
+
+    @router.api_route(
+        "/rest/{type_name}/{tail:path}", methods=["GET", "POST", "PUT", "DELETE", "PATCH"]
+    )
+    async def unknown(request: Request, type_name: str, tail: str) -> Response:
+        resource = get_resource(type_name)  # raises the 404 listing the types
+        if resource.name != type_name:
+            raise not_found(f"types are lower-case: use /rest/{resource.name}/", valid=RESOURCES)
+        if tail == "" or tail.isdigit():
+            raise ApiError(
+                405,
+                f"{request.method} is not allowed here: use GET or POST on /rest/{resource.name}/ "
+                f"and GET, PUT or DELETE on /rest/{resource.name}/<id>",
+            )
+        raise not_found(
+            f"no such path under /rest/{resource.name}/: use /rest/{resource.name}/ "
+            f"or /rest/{resource.name}/<id>"
+        )
+
+    return router

@@ -1,0 +1,67 @@
+"""The push protocol: ``POST /rest/sync/map/`` and ``POST /rest/sync/batch/``."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from rest.auth import WriterKey
+from rest.body import read_json
+from rest.docs import BATCH_BODY, BATCH_REPLY, MAP_BODY, MAP_REPLY, error_responses, json_body
+from rest.ingest import apply_batch, parse_batch
+from rest.mapping import map_metadata, parse_map_request
+from rest.responses import JSONBytesResponse
+from rest.state import AppState, get_state
+from rest.txn import run_write
+
+router = APIRouter(tags=["sync"])
+log = logging.getLogger("cogent.rest.sync")
+State = Annotated[AppState, Depends(get_state)]
+
+
+@router.post(
+    "/rest/sync/map/",
+    summary="Map metadata rows by natural key, creating what is missing",
+    openapi_extra=json_body(MAP_BODY),
+    responses={200: {"content": {"application/json": {"schema": MAP_REPLY}}}, **error_responses()},
+    response_class=JSONBytesResponse,
+)
+async def post_map(request: Request, principal: WriterKey, state: State) -> Response:
+    req = parse_map_request(await read_json(request, state.settings.max_body))
+    result = await run_in_threadpool(
+        run_write, state.engine, lambda conn: map_metadata(conn, principal, req)
+    )
+    if result.errors:
+        log.info("map for key %s: %d row(s) refused", principal.key_id, len(result.errors))
+    return JSONBytesResponse(result.as_json())
+
+
+@router.post(
+    "/rest/sync/batch/",
+    summary="Store a batch of readings and node states (idempotent)",
+    openapi_extra=json_body(BATCH_BODY),
+    responses={
+        200: {"content": {"application/json": {"schema": BATCH_REPLY}}},
+        **error_responses(),
+    },
+    response_class=JSONBytesResponse,
+)
+async def post_batch(request: Request, principal: WriterKey, state: State) -> Response:
+    body: Any = await read_json(request, state.settings.max_body)
+    batch = await run_in_threadpool(parse_batch, body)
+    result = await run_in_threadpool(
+        run_write, state.engine, lambda conn: apply_batch(conn, principal, batch)
+    )
+    log.info(
+        "batch from key %s (%s): stored %d, unchanged %d, rejected %d",
+        principal.key_id,
+        principal.site_name,
+        result.stored,
+        result.unchanged,
+        len(result.rejected),
+    )
+    return JSONBytesResponse(result.as_json())

@@ -1,0 +1,61 @@
+"""Running the server: refuse a database at the wrong schema revision, then start uvicorn."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from base.db import make_engine, redact
+from base.errors import ConfigError, SchemaMismatch
+from base.migrate import current_revision, head_revision
+from rest.logs import uvicorn_log_config
+from rest.settings import SETTINGS_ENV, Settings
+
+
+def check_schema(db_url: str) -> str:
+    """The database's revision if it is the code's head; else SchemaMismatch saying what to run."""
+    engine = make_engine(db_url)
+    try:
+        current = current_revision(engine)
+    except SQLAlchemyError as exc:
+        why = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        raise ConfigError(f"cannot reach the database {redact(db_url)}: {why}") from None
+    finally:
+        engine.dispose()
+    head = head_revision()
+    if current == head:
+        return current
+    upgrade = f"alembic -x url={redact(db_url)} upgrade head"
+    if current is None:
+        raise SchemaMismatch(
+            f"the database {redact(db_url)} has no cogent-sync schema; create it with: {upgrade}"
+        )
+    raise SchemaMismatch(
+        f"the database is at schema revision {current} but this server needs {head}; "
+        f"run: {upgrade} (if {current} is newer than {head}, upgrade this server's code instead)"
+    )
+
+
+def serve(settings: Settings) -> None:
+    import uvicorn
+
+    check_schema(settings.db_url)
+    log_config = uvicorn_log_config(settings.log_level)
+    common: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_level": settings.log_level,
+        "log_config": log_config,
+        "proxy_headers": True,
+    }
+    if settings.workers > 1:
+        os.environ[SETTINGS_ENV] = settings.to_env()
+        uvicorn.run(
+            "rest.app:create_app_from_env", factory=True, workers=settings.workers, **common
+        )
+    else:
+        from rest.app import create_app
+
+        uvicorn.run(create_app(settings), **common)

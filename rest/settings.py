@@ -1,0 +1,43 @@
+"""The server's settings: one typed object, built by the CLI and passed to ``create_app``."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+
+import orjson
+
+MIB = 1024 * 1024
+DEFAULT_PORT = 6543
+SETTINGS_ENV = "COGENT_REST_SETTINGS"
+
+
+@dataclass(frozen=True)
+class Settings:
+    db_url: str
+    max_body: int = 32 * MIB
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    workers: int = 1
+    # Connections per worker; FastAPI runs sync handlers in a thread pool of 40.
+    pool_size: int = 10
+    pool_overflow: int = 20
+    default_limit: int = 1000
+    max_limit: int = 10_000
+    # ApiKey.lastUsed / Site.lastSeen are written at most this often per key.
+    touch_interval: float = 60.0
+    log_level: str = "info"
+
+    def to_env(self) -> str:
+        return orjson.dumps(dataclasses.asdict(self)).decode()
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        """Settings handed to worker processes through the environment (``--workers N``)."""
+        raw = os.environ.get(SETTINGS_ENV)
+        if not raw:
+            raise RuntimeError(
+                f"{SETTINGS_ENV} is not set; start the server with cogent-rest serve"
+            )
+        return cls(**orjson.loads(raw))

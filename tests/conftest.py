@@ -1,0 +1,86 @@
+"""Shared fixtures: real databases on every backend, migrated to head."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Iterator
+
+import pytest
+from sqlalchemy import Engine
+
+from base.db import make_engine
+from base.migrate import upgrade
+from tests.dbs import BACKENDS, Databases, make_workdir, require
+
+
+@pytest.fixture(scope="session")
+def _database_pools() -> Iterator[dict[str, Databases]]:
+    workdir = make_workdir()
+    pools = {b: Databases(b, workdir) for b in BACKENDS}
+    yield pools
+    for pool in pools.values():
+        pool.close()
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _backend_params() -> list:
+    return [
+        pytest.param("sqlite", id="sqlite"),
+        pytest.param("mysql", id="mysql", marks=pytest.mark.mysql),
+        pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgresql),
+    ]
+
+
+@pytest.fixture(params=_backend_params())
+def backend(request: pytest.FixtureRequest) -> str:
+    """Run the test once per database backend."""
+    return str(request.param)
+
+
+@pytest.fixture
+def databases(backend: str, _database_pools: dict[str, Databases]) -> Databases:
+    pool = _database_pools[backend]
+    require(pool)
+    return pool
+
+
+DbFactory = Callable[..., str]
+
+
+@pytest.fixture
+def make_db(databases: Databases) -> Iterator[DbFactory]:
+    """Factory: ``make_db(label, migrate=True)`` → URL of a new database on this test's backend."""
+    made: list[str] = []
+
+    def factory(label: str = "db", migrate: bool = True) -> str:
+        url = databases.create(label)
+        made.append(url)
+        if migrate:
+            upgrade(url)
+        return url
+
+    yield factory
+    for url in made:
+        databases.drop(url)
+
+
+@pytest.fixture
+def db_url(make_db: DbFactory) -> str:
+    """A fresh database migrated to head, on this test's backend."""
+    return make_db("main")
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    eng = make_engine(db_url)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def sqlite_url(_database_pools: dict[str, Databases]) -> Iterator[str]:
+    """A fresh migrated SQLite database, for tests that need only the embedded default."""
+    pool = _database_pools["sqlite"]
+    url = pool.create("sqlite")
+    upgrade(url)
+    yield url

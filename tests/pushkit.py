@@ -1,0 +1,231 @@
+"""Helpers for the pusher's end-to-end tests: a Cogent-house-shaped dataset, a config,
+and comparisons of local and remote contents by natural key."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import Engine, insert, select
+from sqlalchemy.orm import Session
+
+from base.config import Config, load_config
+from base.db import make_engine
+from models import Deployment, House, Location, Node, NodeState, Reading, Room, Sensor
+from models.base import table_of
+
+T0 = datetime(2026, 1, 5)
+PERIOD = timedelta(minutes=5)
+
+
+@dataclass
+class Dataset:
+    readings: int
+    node_states: int
+    locations: dict[int, int]  # node id → local location id
+
+
+def seed_cogent_house(url: str, days: int = 10, seed: int = 1) -> Dataset:
+    """Two houses, four nodes (two sensor types each), 5-minute readings and node states over
+    ``days`` days; nodes 102 and 202 skip some samples."""
+    rng = random.Random(seed)
+    engine = make_engine(url)
+    with Session(engine) as s:
+        dep = Deployment(name="Trial 2026", description="two-house trial", startDate=T0)
+        s.add(dep)
+        s.flush()
+        rooms = [Room(name="Living Room A", roomTypeId=2), Room(name="Bedroom A", roomTypeId=1)]
+        s.add_all(rooms)
+        s.flush()
+        locations: dict[int, int] = {}
+        for h, address in enumerate(["1 Mill Lane", "2 Mill Lane"], start=1):
+            house = House(deploymentId=dep.id, address=address, startDate=T0)
+            s.add(house)
+            s.flush()
+            for r, room in enumerate(rooms, start=1):
+                loc = Location(houseId=house.id, roomId=room.id)
+                s.add(loc)
+                s.flush()
+                node_id = h * 100 + r
+                s.add(Node(id=node_id, locationId=loc.id, nodeTypeId=0))
+                s.flush()
+                s.add_all([Sensor(nodeId=node_id, sensorTypeId=t) for t in (0, 2)])
+                locations[node_id] = loc.id
+        s.commit()
+    readings: list[dict] = []
+    states: list[dict] = []
+    n_readings = n_states = 0
+    steps = days * 24 * 12
+    with engine.begin() as conn:
+        for node_id, loc_id in locations.items():
+            for i in range(steps):
+                if node_id in (102, 202) and rng.random() < 0.05:
+                    continue  # a missed sample
+                when = T0 + i * PERIOD + timedelta(microseconds=rng.randrange(0, 3_000_000))
+                readings.append(
+                    {
+                        "nodeId": node_id,
+                        "type": 0,
+                        "time": when,
+                        "locationId": loc_id,
+                        "value": round(18 + rng.random() * 5, 2),
+                    }
+                )
+                readings.append(
+                    {
+                        "nodeId": node_id,
+                        "type": 2,
+                        "time": when,
+                        "locationId": loc_id,
+                        "value": round(40 + rng.random() * 20, 1),
+                    }
+                )
+                states.append(
+                    {
+                        "nodeId": node_id,
+                        "time": when,
+                        "seq_num": i % 256,
+                        "parent": 0,
+                        "rssi": -rng.randrange(40, 90),
+                        "localtime": i * 300,
+                    }
+                )
+                if len(readings) >= 5000:
+                    conn.execute(insert(table_of(Reading)), readings)
+                    n_readings += len(readings)
+                    readings.clear()
+                if len(states) >= 5000:
+                    conn.execute(insert(table_of(NodeState)), states)
+                    n_states += len(states)
+                    states.clear()
+        if readings:
+            conn.execute(insert(table_of(Reading)), readings)
+            n_readings += len(readings)
+        if states:
+            conn.execute(insert(table_of(NodeState)), states)
+            n_states += len(states)
+    engine.dispose()
+    return Dataset(n_readings, n_states, locations)
+
+
+def write_config(
+    path: Path,
+    local_url: str,
+    remotes: dict[str, tuple[str, str]],
+    pushlimit: int = 5000,
+    timeout: float = 2,
+    **general: object,
+) -> Config:
+    """remotes: name → (resturl, apikey). Fast backoff so tests do not wait long."""
+    lines = [
+        "[general]",
+        f"localurl = {local_url}",
+        f"pushlimit = {pushlimit}",
+        "synctime = 1",
+        "backoff_min = 0.1",
+        "backoff_max = 1",
+        f"logfile = {path.parent / 'push.log'}",
+        f"lockfile = {path.parent / 'push.lock'}",
+        f"pidfile = {path.parent / 'push.pid'}",
+    ]
+    lines += [f"{k} = {v}" for k, v in general.items()]
+    lines.append("[locations]")
+    lines += [f"{name} = 1" for name in remotes]
+    for name, (url, key) in remotes.items():
+        lines += [
+            f"[{name}]",
+            f"resturl = {url}",
+            f"apikey = {key}",
+            f"timeout = {timeout}",
+            "connect_timeout = 2",
+        ]
+    path.write_text("\n".join(lines) + "\n")
+    return load_config(path)
+
+
+def reading_keys(engine: Engine) -> set[tuple]:
+    """Readings by natural key with their location's natural key, comparable across sides."""
+    stmt = (
+        select(Reading.nodeId, Reading.type, Reading.time, Reading.value, House.address, Room.name)
+        .join(Location, Location.id == Reading.locationId)
+        .join(House, House.id == Location.houseId)
+        .join(Room, Room.id == Location.roomId)
+    )
+    with engine.connect() as conn:
+        return {tuple(r) for r in conn.execute(stmt)}
+
+
+def node_state_keys(engine: Engine) -> set[tuple]:
+    t = table_of(NodeState)
+    stmt = select(t.c.nodeId, t.c.time, t.c.seq_num, t.c.parent, t.c.rssi, t.c.localtime)
+    with engine.connect() as conn:
+        return {tuple(r) for r in conn.execute(stmt)}
+
+
+def count(engine: Engine, model: type) -> int:
+    from sqlalchemy import func
+
+    with engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(model)).scalar_one())
+
+
+def assert_same(local_url: str, remote_url: str) -> None:
+    local, remote = make_engine(local_url), make_engine(remote_url)
+    try:
+        lr, rr = reading_keys(local), reading_keys(remote)
+        assert len(lr) == count(local, Reading)
+        assert count(remote, Reading) == len(rr) == len(lr), (
+            f"remote has {count(remote, Reading)} readings, local {len(lr)}"
+        )
+        assert lr == rr
+        ls, rs = node_state_keys(local), node_state_keys(remote)
+        assert count(remote, NodeState) == len(ls)
+        assert ls == rs
+    finally:
+        local.dispose()
+        remote.dispose()
+
+
+def insert_unchecked(url: str, rows: list[dict]) -> None:
+    """Insert readings as a gateway logger might: without foreign-key checks."""
+    engine = make_engine(url)
+    try:
+        raw = engine.raw_connection()
+        try:
+            cur = raw.cursor()
+            if engine.dialect.name == "sqlite":
+                cur.execute("PRAGMA foreign_keys = OFF")  # outside a transaction: takes effect
+                cur.execute("BEGIN")
+                mark = "?"
+            else:
+                cur.execute("SET FOREIGN_KEY_CHECKS = 0")
+                mark = "%s"
+            cols = ["nodeId", "type", "time", "locationId", "value"]
+            q = engine.dialect.identifier_preparer.quote
+            sql = (
+                f"INSERT INTO {q('Reading')} ({', '.join(q(c) for c in cols)}) "
+                f"VALUES ({', '.join([mark] * len(cols))})"
+            )
+            for row in rows:
+                values = [row[c] for c in cols]
+                if engine.dialect.name == "sqlite":
+                    values[2] = values[2].isoformat(sep=" ")
+                cur.execute(sql, values)
+            raw.commit()
+        finally:
+            raw.close()
+    finally:
+        engine.dispose()
+
+
+def push_once(config: Config) -> list:
+    """One in-process push cycle to every enabled remote; the per-remote reports."""
+    from push.daemon import Pusher
+
+    pusher = Pusher(config)
+    try:
+        return pusher.run_once()
+    finally:
+        pusher.close()

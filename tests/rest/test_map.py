@@ -1,0 +1,211 @@
+"""POST /rest/sync/map/: natural-key matching, create-if-missing, updates, ownership, races."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+from sqlalchemy import func, select
+
+from models import Deployment, House, Node, Room, Sensor
+from tests.live_server import create_key
+from tests.rest.conftest import client, make_site, map_body, next_node_id, unique
+
+
+def test_map_creates_missing_rows_and_returns_server_ids(server, db):
+    site = make_site(server)
+    with db.connect() as conn:
+        house = conn.execute(select(House).where(House.id == site.house)).one()
+        node = conn.execute(select(Node).where(Node.id == site.node)).one()
+        sensor = conn.execute(select(Sensor).where(Sensor.id == site.sensor)).one()
+    assert house.address == site.address and house.deploymentId == site.deployment
+    assert node.locationId == site.location and node.nodeTypeId == 0
+    assert sensor.nodeId == site.node and sensor.sensorTypeId == 0
+
+
+def test_map_is_idempotent_and_matches_by_natural_key_not_client_key(server, db):
+    key = create_key(server.db_url, unique("site"))
+    http = client(server, key)
+    node = next_node_id()
+    body = map_body(unique("dep"), unique("addr"), unique("room"), node)
+    first = http.post("sync/map/", json=body).json()
+    # Another base station's local ids differ; the natural keys are the same.
+    dep, addr, room = (
+        body["deployment"][0]["name"],
+        body["house"][0]["address"],
+        body["room"][0]["name"],
+    )
+    renumbered = {
+        "roomtype": [{"key": 41, "name": "Kitchen"}],
+        "room": [{"key": 42, "name": room, "roomType": 41}],
+        "deployment": [{"key": 43, "name": dep}],
+        "house": [{"key": 44, "deployment": 43, "address": addr}],
+        "location": [{"key": 45, "house": 44, "room": 42}],
+        "sensortype": [{"key": 0}],
+        "nodetype": [{"key": 0}],
+        "node": [{"key": node, "location": 45, "nodeType": 0}],
+        "sensor": [{"key": 46, "node": node, "sensorType": 0}],
+    }
+    second = http.post("sync/map/", json=renumbered).json()
+    assert second["errors"] == []
+    assert second["house"]["44"] == first["house"]["4"]
+    assert second["location"]["45"] == first["location"]["5"]
+    assert second["sensor"]["46"] == first["sensor"]["6"]
+    with db.connect() as conn:
+        n = conn.execute(
+            select(func.count())
+            .select_from(House)
+            .where(House.address == body["house"][0]["address"])
+        ).scalar_one()
+    assert n == 1
+
+
+def test_map_updates_mutable_fields_when_they_differ(server, db):
+    site = make_site(server)
+    with db.connect() as conn:
+        dep_name = conn.execute(
+            select(Deployment.name).where(Deployment.id == site.deployment)
+        ).scalar_one()
+        room_name = conn.execute(select(Room.name).where(Room.id == site.room)).scalar_one()
+    body = map_body(dep_name, site.address, room_name, site.node)
+    body["deployment"][0]["description"] = "changed"
+    body["house"][0]["endDate"] = "2026-06-01T00:00:00Z"
+    body["sensor"][0]["calibrationSlope"] = 2.5
+    reply = site.map(body).json()
+    assert reply["errors"] == []
+    assert reply["house"]["4"] == site.house
+    with db.connect() as conn:
+        assert (
+            conn.execute(
+                select(Deployment.description).where(Deployment.id == site.deployment)
+            ).scalar_one()
+            == "changed"
+        )
+        assert (
+            conn.execute(select(House.endDate).where(House.id == site.house)).scalar_one().month
+            == 6
+        )
+        assert (
+            conn.execute(
+                select(Sensor.calibrationSlope).where(Sensor.id == site.sensor)
+            ).scalar_one()
+            == 2.5
+        )
+
+
+def test_another_sites_house_and_its_dependants_are_refused_per_row(server, db):
+    a = make_site(server)
+    with db.connect() as conn:
+        dep_name = conn.execute(
+            select(Deployment.name).where(Deployment.id == a.deployment)
+        ).scalar_one()
+    b = make_site(server)
+    body = map_body(dep_name, a.address, unique("room"), next_node_id())
+    body["house"].append({"key": 40, "deployment": 3, "address": unique("own")})
+    reply = b.map(body)
+    assert reply.status_code == 200
+    doc = reply.json()
+    assert "4" not in doc["house"] and "40" in doc["house"]
+    errors = {(e["type"], e["key"]): e["reason"] for e in doc["errors"]}
+    assert (
+        errors[("house", 4)]
+        == f"house {a.address!r} in deployment {dep_name!r} belongs to another site"
+    )
+    assert "house 4 was refused" in errors[("location", 5)]
+    assert "location 5 was refused" in errors[("node", body["node"][0]["key"])]
+    assert ("sensor", 6) in errors
+    assert doc["deployment"]["3"] == a.deployment  # shared rows are still mapped
+
+
+def test_a_node_located_in_another_sites_house_is_refused(server, db):
+    a, b = make_site(server), make_site(server)
+    body = map_body(unique("dep"), unique("addr"), unique("room"), a.node)
+    doc = b.map(body).json()
+    reasons = {(e["type"], e["key"]): e["reason"] for e in doc["errors"]}
+    assert "another site" in reasons[("node", a.node)]
+    with db.connect() as conn:
+        assert (
+            conn.execute(select(Node.locationId).where(Node.id == a.node)).scalar_one()
+            == a.location
+        )
+
+
+def test_malformed_map_requests_are_refused_whole_and_write_nothing(server, db):
+    site = make_site(server)
+    address = unique("never")
+    good = map_body(unique("dep"), address, unique("room"), next_node_id())
+    cases = [
+        ({**good, "gizmo": []}, "unknown type"),
+        ({**good, "location": [{"key": 5, "house": 99, "room": 2}]}, "not in the request"),
+        ({**good, "house": [{"key": 4, "deployment": 3}]}, "missing address"),
+        (
+            {**good, "house": [{"key": 4, "deployment": 3, "address": "x", "colour": 1}]},
+            "unknown field",
+        ),
+        ({**good, "room": [{"key": 2, "name": "a"}, {"key": 2, "name": "b"}]}, "twice"),
+        ({**good, "deployment": [{"key": 3, "name": "d", "startDate": "yesterday"}]}, "ISO-8601"),
+        ({**good, "node": [{"key": "a"}]}, "not an integer"),
+        ([], "JSON object"),
+    ]
+    for body, words in cases:
+        reply = site.map(body)
+        assert reply.status_code == 400, (body, reply.text)
+        assert words in reply.json()["error"], reply.json()
+    with db.connect() as conn:
+        assert conn.execute(select(House).where(House.address == address)).first() is None
+
+
+def test_concurrent_creation_of_the_same_house_gives_one_row_and_the_same_id(server, db):
+    site_name = unique("site")
+    clients = [client(server, create_key(server.db_url, site_name)) for _ in range(2)]
+    # A second site creates the same deployment and room at the same moment.
+    other = client(server, create_key(server.db_url, unique("site")))
+    rounds = 15
+    for i in range(rounds):
+        dep, room = unique(f"dep{i}"), unique("room")
+        address = unique("house")
+        bodies = [map_body(dep, address, room, next_node_id()) for _ in clients]
+        other_body = map_body(dep, unique("elsewhere"), room, next_node_id())
+        barrier = threading.Barrier(3)
+
+        def post(http, body, barrier=barrier):
+            barrier.wait()
+            return http.post("sync/map/", json=body)
+
+        with ThreadPoolExecutor(3) as pool:
+            futures = [pool.submit(post, h, b) for h, b in zip(clients, bodies, strict=True)]
+            futures.append(pool.submit(post, other, other_body))
+            replies = [f.result() for f in futures]
+        docs = [r.json() for r in replies]
+        assert all(r.status_code == 200 for r in replies), [r.text for r in replies]
+        assert all(d["errors"] == [] for d in docs), docs
+        assert docs[0]["house"]["4"] == docs[1]["house"]["4"]
+        assert docs[0]["location"]["5"] == docs[1]["location"]["5"]
+        assert len({d["deployment"]["3"] for d in docs}) == 1
+        assert len({d["room"]["2"] for d in docs}) == 1
+        with db.connect() as conn:
+            houses = conn.execute(
+                select(func.count()).select_from(House).where(House.address == address)
+            ).scalar_one()
+            deps = conn.execute(
+                select(func.count()).select_from(Deployment).where(Deployment.name == dep)
+            ).scalar_one()
+        assert (houses, deps) == (1, 1)
+
+
+def test_readonly_key_cannot_map(server):
+    http = client(server, create_key(server.db_url, None, "readonly"))
+    reply = http.post("sync/map/", json=map_body("d", "a", "r", next_node_id()))
+    assert reply.status_code == 403
+    assert "cannot write" in reply.json()["error"]
+
+
+def test_admin_key_maps_any_house(server):
+    a = make_site(server)
+    admin = client(server, create_key(server.db_url, None, "admin"))
+    with admin:
+        dep = admin.get(f"deployment/{a.deployment}").json()["name"]
+        room = admin.get(f"room/{a.room}").json()["name"]
+        doc = admin.post("sync/map/", json=map_body(dep, a.address, room, a.node)).json()
+    assert doc["errors"] == []
+    assert doc["house"]["4"] == a.house

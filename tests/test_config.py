@@ -1,0 +1,86 @@
+"""synchronise.conf: defaults, validation, and messages that name what is wrong."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from base.config import load_config, parse_config
+from base.errors import ConfigError
+
+REPO = Path(__file__).resolve().parent.parent
+MINIMAL = "[general]\nlocalurl = sqlite:///x.db\n"
+
+
+def test_the_sample_configuration_loads_and_enables_only_central():
+    cfg = load_config(REPO / "synchronise.conf")
+    assert cfg.pushlimit == 5000
+    assert [r.name for r in cfg.enabled_remotes] == ["central"]
+    assert cfg.remote("central").resturl == "http://127.0.0.1:6543/rest/"
+    assert cfg.localurl == f"sqlite:///{REPO / 'var/cogent-base.db'}"
+
+
+def test_defaults_fill_every_key_but_localurl(tmp_path):
+    cfg = parse_config(MINIMAL, base_dir=tmp_path)
+    assert (cfg.pushlimit, cfg.synctime, cfg.loglevel) == (5000, 60.0, "INFO")
+    assert cfg.remotes == ()
+    assert cfg.logfile == str(tmp_path / "var/restpusher.log")
+
+
+@pytest.mark.parametrize(
+    ("text", "must_mention"),
+    [
+        ("[general]\n", ["[general]", "localurl"]),
+        (MINIMAL + "pushlimit = lots\n", ["[general]", "pushlimit", "'lots'"]),
+        (MINIMAL + "pushlimit = 0\n", ["pushlimit", "out of range"]),
+        (MINIMAL + "synctime = nan\n", ["synctime"]),
+        (MINIMAL + "pushlimt = 10\n", ["unknown key 'pushlimt'", "pushlimit"]),
+        (MINIMAL + "loglevel = chatty\n", ["loglevel", "'chatty'"]),
+        (MINIMAL + "[locations]\nc = 1\n", ["[locations]", "c", "no [c] section"]),
+        (MINIMAL + "[locations]\nc = maybe\n[c]\nresturl=http://x/\n", ["'maybe'"]),
+        (MINIMAL + "[locations]\nc = 1\n[c]\nresturl = ftp://x/\n", ["[c]", "resturl", "ftp://x/"]),
+        (MINIMAL + "[locations]\nc = 1\n[c]\nresturl=http://x/\ntimeout=-1\n", ["[c] timeout"]),
+        ("[general]\nlocalurl = oracle://x\n", ["localurl", "oracle"]),
+        ("no section here", ["cannot parse"]),
+    ],
+)
+def test_bad_configuration_names_section_key_and_value(tmp_path, text, must_mention):
+    with pytest.raises(ConfigError) as err:
+        parse_config(text, base_dir=tmp_path)
+    for part in must_mention:
+        assert part in str(err.value)
+
+
+def test_missing_file_says_how_to_get_one(tmp_path):
+    with pytest.raises(ConfigError, match=r"sample synchronise\.conf"):
+        load_config(tmp_path / "nope.conf")
+
+
+def test_disabled_remote_without_section_is_ignored(tmp_path):
+    cfg = parse_config(MINIMAL + "[locations]\nold = 0\n", base_dir=tmp_path)
+    assert cfg.remotes == ()
+
+
+def test_resturl_gets_a_trailing_slash(tmp_path):
+    cfg = parse_config(
+        MINIMAL + "[locations]\nc = 1\n[c]\nresturl = http://h:1/rest\n", base_dir=tmp_path
+    )
+    assert cfg.remote("c").resturl == "http://h:1/rest/"
+
+
+@given(st.integers(min_value=1, max_value=1_000_000))
+def test_any_valid_pushlimit_round_trips(n):
+    assert parse_config(MINIMAL + f"pushlimit = {n}\n").pushlimit == n
+
+
+@given(st.text(alphabet=st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=12))
+def test_garbage_pushlimit_is_a_config_error_never_a_crash(raw):
+    raw = raw.replace("\n", " ").replace("\r", " ")
+    try:
+        n = parse_config(MINIMAL + f"pushlimit = {raw}\n").pushlimit
+    except ConfigError:
+        return
+    assert 1 <= n <= 1_000_000
