@@ -59,7 +59,10 @@ def parse_args(argv: list[str]) -> tuple[Options, argparse.Namespace]:
     p.add_argument(
         "--only", default=",".join(SCENARIOS), help=f"scenarios to run ({','.join(SCENARIOS)})"
     )
-    p.add_argument("--keep", action="store_true", help="keep the cgbench_* databases")
+    p.add_argument(
+        "--db-prefix", default="cgbench", help="names of the databases it makes (cgbench_*)"
+    )
+    p.add_argument("--keep", action="store_true", help="keep the databases it made")
     p.add_argument("-q", "--quiet", action="store_true")
     args = p.parse_args(argv)
     n = args.readings or (20_000 if args.quick else 1_000_000)
@@ -92,7 +95,7 @@ def main(argv: list[str] | None = None) -> Results:
     unknown = only - set(SCENARIOS)
     if unknown:
         raise SystemExit(f"unknown scenario(s) {', '.join(sorted(unknown))}; use {SCENARIOS}")
-    db = MariaDB(opts.mysql)
+    db = MariaDB(opts.mysql, prefix=args.db_prefix)
     res = Results()
     started = time.monotonic()
     if "catchup" in only:

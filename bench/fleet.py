@@ -23,7 +23,7 @@ def _run(config_path: str, start_at: float, out: list[Any]) -> None:
     config = load_config(config_path)
     time.sleep(max(0.0, start_at - time.time()))
     try:
-        result: CycleResult | None = push_station(config)
+        result: CycleResult = push_station(config)
         out.append({"config": config_path, "result": asdict(result), "end": time.time()})
     except Exception as exc:  # reported, and the fleet's total will not add up
         out.append({"config": config_path, "error": f"{exc.__class__.__name__}: {exc}"})

@@ -32,12 +32,13 @@ def free_port() -> int:
 
 
 class MariaDB:
-    """Creates and drops databases named ``cgbench_<label>`` on one server."""
+    """Creates and drops databases named ``<prefix>_<label>`` on one server."""
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, prefix: str = "cgbench"):
         self.url = make_url(url)
+        self.prefix = prefix
 
-    def _connect(self, database: str | None = None, **kw: Any) -> pymysql.Connection:  # type: ignore[type-arg]
+    def _connect(self, database: str | None = None, **kw: Any) -> pymysql.Connection:
         u = self.url
         return pymysql.connect(
             host=u.host or "127.0.0.1",
@@ -62,7 +63,7 @@ class MariaDB:
 
     def create(self, label: str) -> str:
         """A new empty database migrated to head; returns its URL."""
-        name = f"cgbench_{label}"
+        name = f"{self.prefix}_{label}"
         with self._connect() as conn, conn.cursor() as cur:
             cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
             cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
@@ -75,7 +76,7 @@ class MariaDB:
         with self._connect() as conn, conn.cursor() as cur:
             cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
 
-    def connect(self, url: str, **kw: Any) -> pymysql.Connection:  # type: ignore[type-arg]
+    def connect(self, url: str, **kw: Any) -> pymysql.Connection:
         return self._connect(make_url(url).database, **kw)
 
     def count(self, url: str, table: str) -> int:
