@@ -30,8 +30,10 @@ bench: $(STAMP)
 bench-quick: $(STAMP)
 	$(PY) -m bench --quick $(BENCH_ARGS)
 
+## torture: the long reliability runs (an hour or more; stops and restarts the local MariaDB), then their figures
 torture: $(STAMP)
 	$(PY) -m pytest tests -m torture $(PYTEST_ARGS)
+	$(PY) -m tests.reliability.figures
 
 clean:
 	rm -rf $(VENV) var build *.egg-info .pytest_cache .mypy_cache .ruff_cache
