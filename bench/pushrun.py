@@ -38,6 +38,7 @@ class MeasuredClient(RemoteClient):
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.streams: dict[str, StreamTraffic] = {}
+        self._books = threading.Lock()
 
     def send_batch(self, payload: Any) -> Any:
         if isinstance(payload, BatchPayload):
@@ -48,16 +49,17 @@ class MeasuredClient(RemoteClient):
         else:
             name = "Reading" if payload.get("readings") else "NodeState"
             rows = sum(len(s["t"]) for s in payload.get(name.lower() + "s", []))
-        before = self.traffic.bytes_sent + self.traffic.bytes_received
+        before = self.traffic.this_thread()  # batches go from several threads at once
         t0 = time.perf_counter()
         try:
             return super().send_batch(payload)
         finally:
-            stats = self.streams.setdefault(name, StreamTraffic())
-            stats.latencies.append(time.perf_counter() - t0)
-            stats.batches += 1
-            stats.rows += rows
-            stats.bytes += self.traffic.bytes_sent + self.traffic.bytes_received - before
+            with self._books:
+                stats = self.streams.setdefault(name, StreamTraffic())
+                stats.latencies.append(time.perf_counter() - t0)
+                stats.batches += 1
+                stats.rows += rows
+                stats.bytes += self.traffic.this_thread() - before
 
 
 @dataclass

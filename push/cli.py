@@ -57,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
         "run",
         help="run the push daemon in the foreground (the default)",
         description="Push every synctime seconds until SIGTERM; the first SIGTERM "
-        "finishes the batch in flight, a second aborts.",
+        "finishes the batches in flight, a second aborts.",
     )
     sub.add_parser(
         "start",
@@ -73,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--timeout",
         type=float,
         default=60.0,
-        help="seconds to wait for the batch in flight (default 60)",
+        help="seconds to wait for the batches in flight (default 60)",
     )
     sub.add_parser(
         "once",

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import gzip
 import logging
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -34,16 +35,26 @@ GZIP_LEVEL = 6
 
 @dataclass
 class Traffic:
-    """Requests and bytes exchanged, for logs and benchmarks."""
+    """Requests and bytes exchanged, for logs and benchmarks (batches are sent from
+    several threads at once: the totals are kept under a lock, and each thread's own
+    bytes apart, so that a caller can tell what its own requests cost)."""
 
     requests: int = 0
     bytes_sent: int = 0
     bytes_received: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+    _mine: threading.local = field(default_factory=threading.local, repr=False, compare=False)
 
     def add(self, sent: int, received: int) -> None:
-        self.requests += 1
-        self.bytes_sent += sent
-        self.bytes_received += received
+        with self._lock:
+            self.requests += 1
+            self.bytes_sent += sent
+            self.bytes_received += received
+        self._mine.bytes = self.this_thread() + sent + received
+
+    def this_thread(self) -> int:
+        """Bytes sent and received by the calling thread's requests so far."""
+        return int(getattr(self._mine, "bytes", 0))
 
 
 @dataclass

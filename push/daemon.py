@@ -114,14 +114,14 @@ class Pusher:
 
 
 def install_signal_handlers(stop: threading.Event) -> None:
-    """First SIGTERM/SIGINT: finish the batch in flight and exit. Second: exit now."""
+    """First SIGTERM/SIGINT: finish the batches in flight and exit. Second: exit now."""
 
     def handler(signum: int, _frame: FrameType | None) -> None:
         if stop.is_set():
             log.warning("second %s: aborting now", signal.Signals(signum).name)
             os._exit(128 + signum)
         log.info(
-            "%s: finishing the batch in flight, then stopping (send it again to abort)",
+            "%s: finishing the batches in flight, then stopping (send it again to abort)",
             signal.Signals(signum).name,
         )
         stop.set()

@@ -168,7 +168,8 @@ def test_persistent_failure_fails_the_cycle_and_the_next_cycle_recovers(pair):
     proxy = FaultProxy(pair.server.url)
     try:
         config = pair.config(pushlimit=500, url=proxy.url)
-        proxy.inject("pass", "pass", "pass", "503", "503", "503", "503")
+        # Every attempt of the two batches on the wire (three each) is refused.
+        proxy.inject("pass", "pass", "pass", *["503"] * 6)
         [report] = push_once(config)
         assert not report.ok and "503" in (report.error or "")
         [report] = push_once(config)

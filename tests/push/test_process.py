@@ -76,7 +76,7 @@ def test_first_sigterm_finishes_the_batch_in_flight_and_exits_cleanly(pair):
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 0, out.decode()
-    assert b"finishing the batch in flight" in out
+    assert b"finishing the batches in flight" in out
     final = pusher(config.path, "once")
     out, _ = final.communicate(timeout=300)
     assert final.returncode == 0, out.decode()

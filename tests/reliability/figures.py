@@ -52,7 +52,7 @@ def table(records: list[dict[str, Any]]) -> str:
     ]
     for r in records:
         c = r.get("comparison") or {}
-        cells = [str(c[k]) if k in c else "–" for k in COMPARISON_ONLY]
+        cells = [str(c[k]) if k in c else "-" for k in COMPARISON_ONLY]
         rows, lost, extra, different, duplicated, set_aside = cells
         if c:
             duplicated = str(int(extra) + int(duplicated))

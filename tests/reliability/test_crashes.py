@@ -213,8 +213,8 @@ def test_torture_rest_server_restarted_twelve_times_during_a_push(pair, backend)
 def test_database_connections_cut_mid_push_on_both_sides_lose_nothing(pair):
     """What a MariaDB restart does to its clients, without restarting the shared server:
     every connection of the local and the remote database is killed, several times."""
-    seed_cogent_house(pair.local, days=5)
-    config = pair.config(pushlimit=300)
+    seed_cogent_house(pair.local, days=10)
+    config = pair.config(pushlimit=200)
     rng = random.Random(5)
     daemon = Pusher(config.path, name="daemon").start()
     cuts = connections = 0
