@@ -123,6 +123,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     verify.add_argument("--remote", metavar="NAME", help="which remote (default: every enabled)")
     verify.add_argument("--house", metavar="ADDRESS", help="only this house")
+    retry_cmd = sub.add_parser(
+        "retry",
+        help="send set-aside rows again, once their cause is fixed",
+        description="Rows set aside (see 'status') are never looked at again by a cycle. "
+        "After fixing the cause - a node given a location and its readings corrected, a "
+        "sensor type added on the server - send them again: what gets through is no longer "
+        "set aside, what is refused again stays with its new reason. Takes the push lock "
+        "(stop the daemon first, or run it between cycles).",
+    )
+    retry_cmd.add_argument("--remote", metavar="NAME", help="which remote (default: every enabled)")
+    retry_cmd.add_argument(
+        "--reason",
+        metavar="TEXT",
+        help="only rows whose reason contains TEXT (e.g. 'locationId', 'sensor type')",
+    )
     demo = sub.add_parser(
         "demo",
         help="the whole system on this machine: simulate a house, push it, compare",
@@ -369,6 +384,29 @@ def cmd_verify(config: Config, args: argparse.Namespace) -> int:
     return EXIT_OK if all_same else EXIT_FAILED
 
 
+def cmd_retry(config: Config, args: argparse.Namespace) -> int:
+    from push.retry import Retrier
+
+    _logging(config, args)
+    remotes = [config.remote(args.remote)] if args.remote else list(config.enabled_remotes)
+    failed = False
+    with PushLock(config.lockfile):
+        engine = make_engine(config.localurl)
+        try:
+            for remote in remotes:
+                retrier = Retrier(config, remote, engine)
+                try:
+                    print(retrier.run(args.reason).describe())
+                except CogentError as exc:
+                    print(f"{remote.name}: FAILED: {exc}", file=sys.stderr)
+                    failed = True
+                finally:
+                    retrier.close()
+        finally:
+            engine.dispose()
+    return EXIT_FAILED if failed else EXIT_OK
+
+
 def _house_ids(engine: Engine, address: str | None) -> list[int] | None:
     if address is None:
         return None
@@ -382,6 +420,7 @@ def _house_ids(engine: Engine, address: str | None) -> list[int] | None:
 COMMANDS: dict[str, Callable[[Config, argparse.Namespace], int]] = {
     "download": cmd_download,
     "verify": cmd_verify,
+    "retry": cmd_retry,
     "run": cmd_run,
     "once": cmd_once,
     "status": cmd_status,

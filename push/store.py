@@ -126,6 +126,29 @@ class LocalStore:
         )
         conn.execute(stmt)
 
+    def settle_set_aside(
+        self, remote: str, table: str, tried: Sequence[int], still: Sequence[SetAside]
+    ) -> None:
+        """After a retry of the set-aside rows ``tried`` (local ids of ``table``): forget the
+        ones that got through, keep ``still`` with their new reason and one more attempt."""
+        t = table_of(SyncRejected)
+        again = [s.local_id for s in still]
+        with self.writer.begin() as conn:
+            conn.execute(
+                t.delete().where(
+                    t.c.remote == remote,
+                    t.c.tableName == table,
+                    t.c.localId.in_(set(tried) - set(again)),
+                )
+            )
+            if still:
+                self._set_aside(conn, remote, still, utcnow())
+                conn.execute(
+                    t.update()
+                    .where(t.c.remote == remote, t.c.tableName == table, t.c.localId.in_(again))
+                    .values(attempts=t.c.attempts + 1)
+                )
+
     def reset_cursor(self, remote: str, stream: str, position: int = 0) -> None:
         with self.writer.begin() as conn:
             conn.execute(

@@ -178,8 +178,9 @@ class RemoteSync:
         report.ok = True
         return report
 
-    def _send(self, stream: Stream, rows: list[Any], mapper: MetadataMapper) -> Sent:
-        """Send one batch (in a sender thread); return what was sent and what to set aside.
+    def send_rows(self, stream: Stream, rows: list[Any], mapper: MetadataMapper) -> Sent:
+        """Send one batch (from a sender thread, or ``retry``); return what was sent and what
+        to set aside.
 
         A remote that says a location or node we think is mapped is unknown has lost it
         (its database was rebuilt, or someone deleted the row): forget those mappings, map
@@ -266,13 +267,12 @@ class RemoteSync:
                     if not rows:
                         break
                     position = rows[-1].syncSeq  # rows come in syncSeq order
-                    flights.append(
-                        (rows, time.monotonic(), senders.submit(self._send, stream, rows, mapper))
-                    )
+                    flight = senders.submit(self.send_rows, stream, rows, mapper)
+                    flights.append((rows, time.monotonic(), flight))
                 if not flights:
                     break
-                rows, t0, flight = flights.popleft()
-                self._acknowledged(stream, rows, flight.result(), report, t0)
+                rows, t0, oldest = flights.popleft()
+                self._acknowledged(stream, rows, oldest.result(), report, t0)
         return report
 
     def _acknowledged(

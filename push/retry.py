@@ -1,0 +1,141 @@
+"""Sending set-aside rows again once their cause is fixed (``RestPusher.py retry``).
+
+A row is set aside when it cannot be sent (no location, NaN) or the remote refused it
+(unknown sensor type there, another site's location). The cursor has moved past it, so
+no cycle looks at it again. When the cause goes away — the installer gives the node a
+location and the readings are corrected, the server learns the sensor type — ``retry``
+reads those rows by id and sends them through the same path as a cycle. What gets
+through is no longer set aside; what is refused again stays, with its new reason and
+one more attempt counted.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Engine, Row, Table, select
+from sqlalchemy.exc import OperationalError
+
+from base.config import Config, RemoteConfig
+from base.db import redact
+from base.errors import DatabaseUnavailable
+from models import SyncRejected
+from push.client import RemoteClient
+from push.metadata import MetadataMapper
+from push.store import LocalStore
+from push.streams import STREAMS
+from push.sync import RemoteSync
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RetryReport:
+    remote: str
+    tried: int = 0
+    delivered: int = 0
+    gone: int = 0  # set aside, but deleted from the local database since: forgotten
+    still: Counter[str] = field(default_factory=Counter)  # reason → rows still set aside
+
+    @property
+    def still_aside(self) -> int:
+        return sum(self.still.values())
+
+    def describe(self) -> str:
+        if not self.tried:
+            return f"{self.remote}: no set-aside rows to retry"
+        text = (
+            f"{self.remote}: {self.tried} set-aside rows tried: {self.delivered} delivered, "
+            f"{self.still_aside} still set aside"
+        )
+        if self.gone:
+            text += f", {self.gone} no longer in the local database (forgotten)"
+        for reason, n in self.still.most_common(10):
+            text += f"\n  {n} rows: {reason}"
+        return text
+
+
+class Retrier:
+    """Retries one remote's set-aside rows, ``batch`` at a time."""
+
+    def __init__(
+        self,
+        config: Config,
+        remote: RemoteConfig,
+        engine: Engine,
+        client: RemoteClient | None = None,
+    ):
+        self.sync = RemoteSync(config, remote, engine, client=client)
+        self.engine = engine
+        self.remote = remote
+        self.batch = config.pushlimit
+        self.store = LocalStore(engine)
+
+    def close(self) -> None:
+        self.sync.close()
+
+    def run(
+        self, reason: str | None = None, progress: Callable[[RetryReport], None] | None = None
+    ) -> RetryReport:
+        try:
+            return self._run(reason, progress)
+        except OperationalError as exc:
+            raise DatabaseUnavailable(
+                f"local database {redact(self.engine.url)}: {exc.orig or exc}"
+            ) from exc
+
+    def _run(
+        self, reason: str | None, progress: Callable[[RetryReport], None] | None
+    ) -> RetryReport:
+        report = RetryReport(self.remote.name)
+        self.sync.check_schema()
+        mapper = MetadataMapper(self.engine, self.store, self.sync.client)
+        for stream in STREAMS:
+            after = -1
+            while ids := self._page(stream.name, reason, after):
+                after = ids[-1]
+                rows = self._rows(stream.table, ids)
+                found = {r.id for r in rows}
+                gone = [i for i in ids if i not in found]
+                sent = self.sync.send_rows(stream, rows, mapper) if rows else None
+                still = sent.set_aside if sent else []
+                self.store.settle_set_aside(self.remote.name, stream.name, ids, still)
+                report.tried += len(ids)
+                report.gone += len(gone)
+                report.delivered += len(rows) - len(still)
+                report.still.update(s.reason for s in still)
+                log.info(
+                    "%s: retried %d set-aside %s rows: %d delivered, %d still set aside",
+                    self.remote.name,
+                    len(ids),
+                    stream.name,
+                    len(rows) - len(still),
+                    len(still),
+                )
+                if progress:
+                    progress(report)
+        return report
+
+    def _page(self, table: str, reason: str | None, after: int) -> list[int]:
+        stmt = (
+            select(SyncRejected.localId)
+            .where(
+                SyncRejected.remote == self.remote.name,
+                SyncRejected.tableName == table,
+                SyncRejected.localId > after,
+            )
+            .order_by(SyncRejected.localId)
+            .limit(self.batch)
+        )
+        if reason:
+            stmt = stmt.where(SyncRejected.reason.contains(reason, autoescape=True))
+        with self.engine.connect() as conn:
+            return [int(i) for i in conn.execute(stmt).scalars()]
+
+    def _rows(self, table: Table, ids: list[int]) -> list[Row[Any]]:
+        with self.engine.connect() as conn:
+            return list(conn.execute(select(table).where(table.c.id.in_(ids)).order_by(table.c.id)))
