@@ -19,6 +19,7 @@ from typing import Any
 
 from base.config import Config, load_config
 from base.db import make_engine
+from base.memory import limit_malloc_arenas
 from push.client import RemoteClient
 from push.streams import BatchPayload
 from push.sync import RemoteReport, RemoteSync
@@ -115,6 +116,7 @@ def peak_rss_kib() -> int:
 
 
 def main(argv: list[str]) -> None:
+    limit_malloc_arenas()  # as RestPusher.py does
     config = load_config(argv[0])
     engine = make_engine(config.localurl)
     client = MeasuredClient(config.enabled_remotes[0])

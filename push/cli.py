@@ -24,6 +24,7 @@ from base.config import Config, RemoteConfig, load_config
 from base.db import make_engine
 from base.errors import CogentError, ConfigError, PermanentError
 from base.logs import configure_logging, logfile_problem
+from base.memory import limit_malloc_arenas
 from base.migrate import upgrade
 from models import House
 from push.client import RemoteClient
@@ -167,6 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    limit_malloc_arenas()
     command = args.command or "run"
     try:
         if command == "demo":

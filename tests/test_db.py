@@ -31,3 +31,12 @@ def test_bad_database_url_names_the_url():
 
 def test_redact_hides_the_password():
     assert "secret" not in redact("mysql://u:secret@h/db")
+
+
+def test_malloc_arenas_are_capped_unless_the_operator_chose(monkeypatch):
+    from base.memory import limit_malloc_arenas
+
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
+    assert limit_malloc_arenas() is False  # the operator's setting stands
+    monkeypatch.delenv("MALLOC_ARENA_MAX")
+    assert limit_malloc_arenas() is True  # glibc, as on every base station we support

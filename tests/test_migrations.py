@@ -94,3 +94,48 @@ def test_alembic_command_line_upgrades_the_database_in_x_url(tmp_path):
     engine = make_engine(url)
     assert current_revision(engine) == head_revision()
     engine.dispose()
+
+
+def test_revisions_read_without_alembic_agree_with_alembic(db_url):
+    """The pusher reads "head" from the revision files and "current" with one SELECT (so a
+    daemon never imports Alembic); both must say what Alembic says, on every database."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    from base.migrate import _alembic_head
+
+    assert head_revision() == _alembic_head()
+    assert head_revision() == ScriptDirectory.from_config(alembic_config()).get_current_head()
+    engine = make_engine(db_url)
+    try:
+        for step in ("0001", "base", "head"):
+            if step == "base":
+                downgrade(db_url, "base")
+            else:
+                upgrade(db_url, step)
+            with engine.connect() as conn:
+                assert current_revision(conn) == MigrationContext.configure(
+                    conn
+                ).get_current_revision(), step
+    finally:
+        engine.dispose()
+
+
+def test_a_revision_file_that_is_not_plain_literals_is_left_to_alembic(tmp_path, monkeypatch):
+    import base.migrate as migrate
+
+    versions = tmp_path / "versions"
+    versions.mkdir()
+    (versions / "a.py").write_text('revision = "a"\ndown_revision = None\n')
+    (versions / "b.py").write_text('revision = "b"\ndown_revision = "a"\n')
+    (versions / "c.py").write_text('revision = "c"\ndown_revision = compute()\n')
+    monkeypatch.setattr(migrate, "MIGRATIONS_DIR", tmp_path)
+    monkeypatch.setattr(migrate, "_alembic_head", lambda: "asked alembic")
+    migrate.head_revision.cache_clear()
+    try:
+        assert migrate.head_revision() == "asked alembic"
+        (versions / "c.py").write_text('revision: str = "c"\ndown_revision: str = "b"\n')
+        migrate.head_revision.cache_clear()
+        assert migrate.head_revision() == "c"
+    finally:
+        migrate.head_revision.cache_clear()
