@@ -90,6 +90,13 @@ class FaultProxy:
         with self._lock:
             self.faults.extend(faults)
 
+    def clear(self) -> int:
+        """Drop the faults not yet acted out; how many there were."""
+        with self._lock:
+            left = len(self.faults)
+            self.faults.clear()
+            return left
+
     def close(self) -> None:
         self._stop.set()
         with contextlib.suppress(OSError):

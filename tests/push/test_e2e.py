@@ -168,10 +168,11 @@ def test_persistent_failure_fails_the_cycle_and_the_next_cycle_recovers(pair):
     proxy = FaultProxy(pair.server.url)
     try:
         config = pair.config(pushlimit=500, url=proxy.url)
-        # Every attempt of the two batches on the wire (three each) is refused.
-        proxy.inject("pass", "pass", "pass", *["503"] * 6)
+        # After the first batch, the server is gone for longer than the cycle keeps trying.
+        proxy.inject("pass", "pass", "pass", *["503"] * 30)
         [report] = push_once(config)
         assert not report.ok and "503" in (report.error or "")
+        assert proxy.clear() > 0  # the cycle gave up; it did not wait the outage out
         [report] = push_once(config)
         assert report.ok, report.error
         assert_same(pair.local, pair.remote)
