@@ -30,7 +30,7 @@ bench: $(STAMP)
 bench-quick: $(STAMP)
 	$(PY) -m bench --quick $(BENCH_ARGS)
 
-## torture: the long reliability runs (an hour or more; stops and restarts the local MariaDB), then their figures
+## torture: the long reliability runs (~35 min; stops and restarts the local MariaDB), then their figures
 torture: $(STAMP)
 	$(PY) -m pytest tests -m torture $(PYTEST_ARGS)
 	$(PY) -m tests.reliability.figures
