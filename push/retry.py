@@ -13,22 +13,17 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Engine, Row, Table, select
-from sqlalchemy.exc import OperationalError
 
 from base.config import Config, RemoteConfig
-from base.db import redact
-from base.errors import DatabaseUnavailable
 from models import SyncRejected
 from push.client import RemoteClient
 from push.metadata import MetadataMapper
-from push.store import LocalStore
 from push.streams import STREAMS
-from push.sync import RemoteSync
+from push.sync import RemoteSync, local_database_errors
 
 log = logging.getLogger(__name__)
 
@@ -73,51 +68,34 @@ class Retrier:
         self.engine = engine
         self.remote = remote
         self.batch = config.pushlimit
-        self.store = LocalStore(engine)
 
     def close(self) -> None:
         self.sync.close()
 
-    def run(
-        self, reason: str | None = None, progress: Callable[[RetryReport], None] | None = None
-    ) -> RetryReport:
-        try:
-            return self._run(reason, progress)
-        except OperationalError as exc:
-            raise DatabaseUnavailable(
-                f"local database {redact(self.engine.url)}: {exc.orig or exc}"
-            ) from exc
-
-    def _run(
-        self, reason: str | None, progress: Callable[[RetryReport], None] | None
-    ) -> RetryReport:
+    def run(self, reason: str | None = None) -> RetryReport:
         report = RetryReport(self.remote.name)
-        self.sync.check_schema()
-        mapper = MetadataMapper(self.engine, self.store, self.sync.client)
-        for stream in STREAMS:
-            after = -1
-            while ids := self._page(stream.name, reason, after):
-                after = ids[-1]
-                rows = self._rows(stream.table, ids)
-                found = {r.id for r in rows}
-                gone = [i for i in ids if i not in found]
-                sent = self.sync.send_rows(stream, rows, mapper) if rows else None
-                still = sent.set_aside if sent else []
-                self.store.settle_set_aside(self.remote.name, stream.name, ids, still)
-                report.tried += len(ids)
-                report.gone += len(gone)
-                report.delivered += len(rows) - len(still)
-                report.still.update(s.reason for s in still)
-                log.info(
-                    "%s: retried %d set-aside %s rows: %d delivered, %d still set aside",
-                    self.remote.name,
-                    len(ids),
-                    stream.name,
-                    len(rows) - len(still),
-                    len(still),
-                )
-                if progress:
-                    progress(report)
+        with local_database_errors(self.engine):
+            self.sync.check_schema()
+            mapper = MetadataMapper(self.engine, self.sync.store, self.sync.client)
+            for stream in STREAMS:
+                after = -1
+                while ids := self._page(stream.name, reason, after):
+                    after = ids[-1]
+                    rows = self._rows(stream.table, ids)
+                    still = self.sync.send_rows(stream, rows, mapper).set_aside if rows else []
+                    self.sync.store.settle_set_aside(self.remote.name, stream.name, ids, still)
+                    report.tried += len(ids)
+                    report.gone += len(ids) - len(rows)
+                    report.delivered += len(rows) - len(still)
+                    report.still.update(s.reason for s in still)
+                    log.info(
+                        "%s: retried %d set-aside %s rows: %d delivered, %d still set aside",
+                        self.remote.name,
+                        len(ids),
+                        stream.name,
+                        len(rows) - len(still),
+                        len(still),
+                    )
         return report
 
     def _page(self, table: str, reason: str | None, after: int) -> list[int]:

@@ -8,12 +8,13 @@ key makes that harmless (replication contract, rules 1 and 2).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -136,7 +137,7 @@ class RemoteSync:
             self.client.traffic.bytes_received,
         )
         try:
-            try:
+            with local_database_errors(self.engine):
                 revision = self.check_schema()
                 state = self.store.remote_state(self.remote.name)
                 mapper = MetadataMapper(self.engine, self.store, self.client)
@@ -146,10 +147,6 @@ class RemoteSync:
                     if self.stop.is_set():
                         report.stopped = True
                         break
-            except OperationalError as exc:
-                raise DatabaseUnavailable(
-                    f"local database {redact(self.engine.url)}: {exc.orig or exc}"
-                ) from exc
         except Exception as exc:
             report.error = str(exc)
             try:
@@ -305,6 +302,16 @@ class RemoteSync:
             )
         if self.on_batch:
             self.on_batch(stream.name, report)
+
+
+@contextlib.contextmanager
+def local_database_errors(engine: Engine) -> Iterator[None]:
+    """The local database failing (locked, gone, full) as a transient error that says so."""
+    try:
+        yield
+    except OperationalError as exc:
+        where = f"local database {redact(engine.url)}"
+        raise DatabaseUnavailable(f"{where}: {exc.orig or exc}") from exc
 
 
 def _stale_mappings(rejected: list[tuple[Any, str]]) -> set[tuple[str, int]]:
