@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from sqlalchemy import func, select
 
-from models import Deployment, House, Node, Room, Sensor
+from models import Deployment, House, Node, NodeType, Room, RoomType, Sensor, SensorType
 from tests.live_server import create_key
 from tests.rest.conftest import client, make_site, map_body, next_node_id, unique
 
@@ -107,10 +107,8 @@ def test_another_sites_house_and_its_dependants_are_refused_per_row(server, db):
     doc = reply.json()
     assert "4" not in doc["house"] and "40" in doc["house"]
     errors = {(e["type"], e["key"]): e["reason"] for e in doc["errors"]}
-    assert (
-        errors[("house", 4)]
-        == f"house {a.address!r} in deployment {dep_name!r} belongs to another site"
-    )
+    assert "is not this key's site's" in errors[("house", 4)]
+    assert a.address not in errors[("house", 4)] and dep_name not in errors[("house", 4)]
     assert "house 4 was refused" in errors[("location", 5)]
     assert "location 5 was refused" in errors[("node", body["node"][0]["key"])]
     assert ("sensor", 6) in errors
@@ -209,3 +207,107 @@ def test_admin_key_maps_any_house(server):
         doc = admin.post("sync/map/", json=map_body(dep, a.address, room, a.node)).json()
     assert doc["errors"] == []
     assert doc["house"]["4"] == a.house
+
+
+# --------------------------------------------------------------------------- the catalogue
+
+
+def _catalogue_row(admin, kind: str, **values) -> int:
+    reply = admin.post(f"{kind}/", json=values)
+    assert reply.status_code == 201, reply.text
+    return reply.json()["id"]
+
+
+def _with_types(body: dict, sensor_type: dict, node_type: dict | None = None) -> dict:
+    """``body`` whose sensor of type 0 gets a sibling of ``sensor_type``."""
+    body["sensortype"] = [{"key": 0}, sensor_type]
+    node = body["node"][0]["key"]
+    body["sensor"].append({"key": 7, "node": node, "sensorType": sensor_type["key"]})
+    if node_type is not None:
+        body["nodetype"] = [node_type]
+        body["node"][0]["nodeType"] = node_type["key"]
+    return body
+
+
+def test_a_catalogue_clash_is_refused_by_meaning_whoever_calls(server, db):
+    """The server's sensor type N is "Window Open"; a request's N is "Delta CO2": that type
+    and the sensors of it are refused with both meanings, everything else maps."""
+    admin = client(server, create_key(server.db_url, None, "admin"))
+    n = 60_000 + next_node_id()
+    _catalogue_row(admin, "sensortype", id=n, name="Window Open", code="WIN", units="state")
+    theirs = {"key": n, "name": "Delta CO2", "code": "dCO2", "units": "ppm/s"}
+    for http in (make_site(server).http, admin):
+        body = _with_types(map_body(unique("dep"), unique("a"), unique("r"), next_node_id()),
+                           theirs)
+        doc = http.post("sync/map/", json=body).json()
+        reasons = {(e["type"], e["key"]): e["reason"] for e in doc["errors"]}
+        assert set(reasons) == {("sensortype", n), ("sensor", 7)}, doc
+        clash = reasons[("sensortype", n)]
+        assert "'Window Open'" in clash and "'Delta CO2'" in clash, clash
+        assert "'WIN'" in clash and "'ppm/s'" in clash, clash
+        assert f"its sensortype {n} was refused" in reasons[("sensor", 7)]
+        assert str(n) not in doc["sensortype"] and "7" not in doc["sensor"]
+        assert doc["sensor"]["6"] and doc["node"] and doc["house"]["4"], doc
+    with db.connect() as conn:
+        row = conn.execute(select(SensorType).where(SensorType.id == n)).one()
+    assert (row.name, row.code, row.units) == ("Window Open", "WIN", "state")
+
+
+def test_a_node_type_clash_refuses_the_node_and_what_hangs_off_it(server):
+    admin = client(server, create_key(server.db_url, None, "admin"))
+    n = 60_000 + next_node_id()
+    _catalogue_row(admin, "nodetype", id=n, name="Window Sensor")
+    site = make_site(server)
+    node = next_node_id()
+    body = map_body(unique("dep"), unique("a"), unique("r"), node)
+    body["nodetype"] = [{"key": n, "name": "Current Cost"}]
+    body["node"][0]["nodeType"] = n
+    doc = site.map(body).json()
+    reasons = {(e["type"], e["key"]): e["reason"] for e in doc["errors"]}
+    assert set(reasons) == {("nodetype", n), ("node", node), ("sensor", 6)}, doc
+    assert "'Window Sensor'" in reasons[("nodetype", n)]
+    assert "'Current Cost'" in reasons[("nodetype", n)]
+    assert doc["location"]["5"], doc
+
+
+def test_catalogue_meaning_is_compared_trimmed_and_ignoring_case(server):
+    admin = client(server, create_key(server.db_url, None, "admin"))
+    n = 60_000 + next_node_id()
+    _catalogue_row(admin, "sensortype", id=n, name="Window Open", code="WIN", units="state")
+    _catalogue_row(admin, "nodetype", id=n, name="Window Sensor")
+    site = make_site(server)
+    body = _with_types(
+        map_body(unique("dep"), unique("a"), unique("r"), next_node_id()),
+        {"key": n, "name": " window open", "code": "win ", "units": "STATE"},
+        {"key": n, "name": "WINDOW SENSOR"},
+    )
+    doc = site.map(body).json()
+    assert doc["errors"] == [] and doc["sensortype"][str(n)] == n, doc
+    # Only what the request sends is compared: the id alone takes the server's meaning.
+    assert site.map({"sensortype": [{"key": n}]}).json()["sensortype"] == {str(n): n}
+
+
+def test_a_site_key_creates_no_catalogue_rows_and_is_told_who_can(server, db):
+    site = make_site(server)
+    n = 60_000 + next_node_id()
+    room_type = unique("rt")
+    body = _with_types(map_body(unique("dep"), unique("a"), unique("r"), next_node_id()),
+                       {"key": n, "name": "New", "code": "N", "units": "u"},
+                       {"key": n, "name": "New node type"})
+    body["roomtype"] = [{"key": 1, "name": room_type}]
+    doc = site.map(body).json()
+    reasons = {(e["type"], e["key"]): e["reason"] for e in doc["errors"]}
+    for kind in ("sensortype", "nodetype"):
+        assert "only an admin key can add it" in reasons[(kind, n)], reasons
+        assert f"POST /rest/{kind}/" in reasons[(kind, n)]
+    assert "POST /rest/roomtype/" in reasons[("roomtype", 1)] and room_type in reasons[
+        ("roomtype", 1)]
+    assert ("room", 2) in reasons and ("node", body["node"][0]["key"]) in reasons
+    with db.connect() as conn:
+        assert conn.execute(select(SensorType).where(SensorType.id == n)).first() is None
+        assert conn.execute(select(NodeType).where(NodeType.id == n)).first() is None
+        assert conn.execute(select(RoomType).where(RoomType.name == room_type)).first() is None
+    # An admin key adds them through the same request.
+    admin = client(server, create_key(server.db_url, None, "admin"))
+    assert admin.post("sync/map/", json=body).json()["errors"] == []
+    assert site.map(body).json()["errors"] == []
