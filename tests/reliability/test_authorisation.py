@@ -467,11 +467,27 @@ def test_post_reading_does_not_tell_whether_another_site_has_a_reading_at_that_t
                for when in (taken, free)]
     assert [r.status_code for r in replies] == [403, 403], [r.text for r in replies]
     assert replies[0].json() == replies[1].json()
+    # Nor whether the node exists: a node id nobody has gets the same answer.
+    nobody = next_node_id()
+    missing = a.http.post("reading/", json={"time": taken, "nodeId": nobody, "type": 0,
+                                            "locationId": a.location, "value": 9.0})
+    assert missing.status_code == 403
+    assert missing.json()["error"].replace(str(nobody), str(b.node)) == replies[0].json()["error"]
+    # Nor whether a location exists: B's and one nobody has get the same answer.
+    own_node = {"time": taken, "nodeId": a.node, "type": 0, "value": 9.0}
+    theirs = a.http.post("reading/", json={**own_node, "locationId": b.location})
+    nowhere = a.http.post("reading/", json={**own_node, "locationId": 99_999_999})
+    assert theirs.status_code == nowhere.status_code == 403
+    assert theirs.json()["error"].replace(str(b.location), "L") == nowhere.json()["error"].replace(
+        "99999999", "L")
 
 
-def test_a_site_claiming_another_sites_next_node_id_does_not_tell_whose_it_is(two_sites, db):
+def test_a_site_claiming_another_sites_next_node_id_does_not_tell_whose_it_is(
+    two_sites, db, server
+):
     """Node ids are one hardware namespace: the first site to map an id claims it. The second
-    is told to ask the server's operator (never whose it is), who moves the node to it."""
+    is told to ask the server's operator (never whose it is); the operator's log says who
+    holds it, and an admin key moves the node to the second site, or deletes it."""
     a, b, admin = two_sites
     squatted = next_node_id()  # "B's next node": A takes it first, in A's own location
     assert a.http.post("node/", json={"id": squatted, "locationId": a.location}).status_code == 201
@@ -494,6 +510,15 @@ def test_a_site_claiming_another_sites_next_node_id_does_not_tell_whose_it_is(tw
                       "readings": [{"node": squatted, "type": 0, "location": b.location,
                                     "t": [T0], "v": [1.0]}]}).json()
     assert stored["stored"] == 1, stored
+    assert f"(site {b.name}) was refused node {squatted}" in server.log
+    # A claimed id that nothing refers to yet can also be deleted; then B creates it.
+    other = next_node_id()
+    assert a.http.post("node/", json={"id": other, "locationId": a.location}).status_code == 201
+    body = map_body(b.dep_name, b.address, b.room_name, other)
+    assert str(other) not in b.map(body).json()["node"]
+    assert admin.delete(f"node/{other}").status_code == 204
+    doc = b.map(body).json()
+    assert doc["errors"] == [] and doc["node"][str(other)] == other, doc
 
 
 def test_a_site_cannot_define_a_sensor_type_through_the_map(two_sites, db):

@@ -420,3 +420,22 @@ def test_write_matrix_every_write_route_operation_and_key_kind(world):
     table = render(seen)
     docs = (REPO / "docs" / "RELIABILITY.md").read_text()
     assert table in docs, f"docs/RELIABILITY.md must show the observed matrix:\n{table}"
+
+
+def test_a_write_route_without_a_rule_fails_the_matrix(server):
+    """The matrix is generated from the route table: a new write route it has no rule for
+    stops it (here one added to a copy of the application)."""
+    app = create_app(Settings(db_url=server.db_url))
+    try:
+
+        @app.post("/rest/sync/gizmo/")
+        async def gizmo() -> dict[str, str]:
+            return {}
+
+        routes = write_routes(app)
+        assert ("POST", "/rest/sync/gizmo/") in routes
+        with pytest.raises(AssertionError, match="no authorisation rule"):
+            for method, path in routes:
+                operation(method, path)
+    finally:
+        app.state.cogent.engine.dispose()
