@@ -9,7 +9,16 @@ from sqlalchemy import func, select
 
 from models import Deployment, House, Node, NodeType, Room, RoomType, Sensor, SensorType
 from tests.live_server import create_key
-from tests.rest.conftest import client, make_site, map_body, next_node_id, unique
+from tests.rest.conftest import (
+    FIVE_MIN,
+    T0,
+    client,
+    make_site,
+    map_body,
+    next_node_id,
+    readings_batch,
+    unique,
+)
 
 
 def test_map_creates_missing_rows_and_returns_server_ids(server, db):
@@ -311,3 +320,65 @@ def test_a_site_key_creates_no_catalogue_rows_and_is_told_who_can(server, db):
     admin = client(server, create_key(server.db_url, None, "admin"))
     assert admin.post("sync/map/", json=body).json()["errors"] == []
     assert site.map(body).json()["errors"] == []
+
+
+# --------------------------------------------------------------------------- node ids
+
+
+def test_a_node_taken_out_of_its_house_stays_located_on_the_server(server, db):
+    """A base station that unlocates a node (retired) maps it with ``location: null``: on the
+    server it stays in the site's house, so its readings not yet sent are still accepted."""
+    site = make_site(server)
+    with db.connect() as conn:
+        dep = conn.execute(select(Deployment.name).where(Deployment.id == site.deployment)).scalar()
+        room = conn.execute(select(Room.name).where(Room.id == site.room)).scalar()
+    body = map_body(dep, site.address, room, site.node)
+    body["node"][0]["location"] = None
+    doc = site.map(body).json()
+    assert doc["errors"] == [] and doc["node"][str(site.node)] == site.node, doc
+    with db.connect() as conn:
+        assert conn.execute(select(Node.locationId).where(Node.id == site.node)).scalar() == (
+            site.location)
+    batch = {"format": "cogent-batch/1", "readings": [
+        {"node": site.node, "type": 0, "location": site.location, "t": [T0], "v": [1.0]}]}
+    assert site.batch(batch).json()["stored"] == 1
+
+
+def test_a_site_key_creates_a_node_only_in_its_own_location(server, db):
+    site = make_site(server)
+    node = next_node_id()
+    doc = site.map({"nodetype": [{"key": 0}], "node": [{"key": node, "nodeType": 0}]}).json()
+    [error] = doc["errors"]
+    assert error["key"] == node and "has no location" in error["reason"], doc
+    assert site.http.post("node/", json={"id": node}).status_code == 403
+    with db.connect() as conn:
+        assert conn.execute(select(Node).where(Node.id == node)).first() is None
+
+
+def test_an_unlocated_node_is_claimed_by_locating_it_unless_another_site_has_readings_of_it(
+    server, db
+):
+    a, b = make_site(server), make_site(server)
+    admin = client(server, create_key(server.db_url, None, "admin"))
+    with db.connect() as conn:
+        a_dep = conn.execute(select(Deployment.name).where(Deployment.id == a.deployment)).scalar()
+        a_room = conn.execute(select(Room.name).where(Room.id == a.room)).scalar()
+    free = next_node_id()
+    assert admin.post("node/", json={"id": free}).status_code == 201  # nobody's yet
+    doc = a.map(map_body(a_dep, a.address, a_room, free)).json()
+    assert doc["errors"] == [] and doc["node"][str(free)] == free, doc
+    # B's node, with B's readings, unlocated by an admin: A cannot take it, B can locate it.
+    assert b.batch(readings_batch(b, [1.0])).json()["stored"] == 1
+    assert admin.put(f"node/{b.node}", json={"locationId": None}).status_code == 200
+    doc = a.map(map_body(a_dep, a.address, a_room, b.node)).json()
+    assert any(e["key"] == b.node and "claimed by another site" in e["reason"]
+               for e in doc["errors"]), doc
+    refused = b.batch(readings_batch(b, [2.0], start=T0 + FIVE_MIN)).json()
+    assert "has no location" in refused["rejected"][0]["reason"], refused
+    with db.connect() as conn:
+        b_dep = conn.execute(select(Deployment.name).where(Deployment.id == b.deployment)).scalar()
+        b_room = conn.execute(select(Room.name).where(Room.id == b.room)).scalar()
+    assert b.map(map_body(b_dep, b.address, b_room, b.node)).json()["errors"] == []
+    with db.connect() as conn:
+        assert conn.execute(select(Node.locationId).where(Node.id == b.node)).scalar() == (
+            b.location)
