@@ -460,7 +460,10 @@ def _reading_series_problems(rule: WriteRule, batch: Batch) -> dict[int, str]:
         if node is None:
             problems[i] = f"unknown node {s.node}: map it first (POST /rest/sync/map/)"
         elif s.type not in known_types:
-            problems[i] = f"unknown sensor type {s.type}"
+            problems[i] = (
+                f"unknown sensor type {s.type}: not in this server's catalogue; an admin key "
+                f"adds it (POST /rest/sensortype/)"
+            )
         elif s.location not in facts.locations:
             problems[i] = f"unknown location {s.location}: map it first (POST /rest/sync/map/)"
         else:
