@@ -1,4 +1,5 @@
-"""One row at a time: get, create, update, delete — each checked against the key's scope."""
+"""One row at a time: get, create, update, delete — each checked against the key's scope
+(what it sees: rest/scope.py) and the write rule (rest/authz.py)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,11 @@ from sqlalchemy import Connection, Table, UniqueConstraint, delete, func, insert
 from sqlalchemy.exc import IntegrityError
 
 from models import Base
-from rest.errors import ApiError, bad_request, conflict, forbidden, not_found, unprocessable
+from rest.authz import WriteRule
+from rest.errors import ApiError, bad_request, conflict, not_found, unprocessable
 from rest.keys import Principal
 from rest.resources import Resource
-from rest.scope import check_owned_values, visible
+from rest.scope import visible
 from rest.values import BadValue, from_json
 
 Row = dict[str, Any]
@@ -31,8 +33,7 @@ def _fetch(conn: Connection, resource: Resource, row_id: int, principal: Princip
     row = conn.execute(stmt if scope is None else stmt.where(scope)).mappings().first()
     if row is not None:
         return dict(row)
-    if scope is not None and conn.execute(stmt).first() is not None:
-        raise forbidden(f"{resource.name} {row_id} belongs to another site")
+    # Another site's row is answered as one that does not exist: nothing tells them apart.
     raise not_found(f"no {resource.name} with id {row_id}")
 
 
@@ -95,7 +96,7 @@ def create_row(conn: Connection, resource: Resource, principal: Principal, body:
     missing = [f.name for f in resource.fields.values() if f.required and f.name not in values]
     if missing:
         raise unprocessable(f"missing required column(s) for {resource.name}: {', '.join(missing)}")
-    check_owned_values(conn, resource, principal, values)
+    WriteRule(conn, principal).check_row(resource, values, None)
     _check_references(conn, resource.table, values)
     try:
         with conn.begin_nested():
@@ -114,7 +115,7 @@ def update_row(
     if values.pop("id", row_id) != row_id:
         raise bad_request("the id in the body differs from the id in the URL; ids cannot change")
     merged = {**current, **values}
-    check_owned_values(conn, resource, principal, merged)
+    WriteRule(conn, principal).check_row(resource, merged, row_id)
     changed = {k: v for k, v in merged.items() if current.get(k) != v}
     if not changed:
         return current

@@ -18,26 +18,16 @@ import sys
 import zlib
 from array import array
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import accumulate, repeat
 from typing import Any
 
-from sqlalchemy import (
-    Connection,
-    Integer,
-    Table,
-    and_,
-    cast,
-    literal,
-    null,
-    or_,
-    select,
-    union_all,
-)
+from sqlalchemy import Connection, Table, and_, or_, select
 from sqlalchemy.exc import IntegrityError
 
-from models import House, Location, Node, NodeState, Reading, SensorType
+from models import NodeState, Reading, SensorType
+from rest.authz import REPLACES_FOREIGN_READING, WriteRule
 from rest.body import BATCH_V2_MAGIC, BinaryBatch, too_large
 from rest.errors import bad_request
 from rest.keys import Principal
@@ -457,60 +447,43 @@ def _opt_int_problem(name: str, v: Any, bound: int) -> str | None:
     return None
 
 
-def _owns(principal: Principal, site_id: int | None) -> bool:
-    return principal.is_admin or (site_id is not None and site_id == principal.site_id)
-
-
-def _reading_series_problems(
-    conn: Connection, principal: Principal, batch: Batch
-) -> dict[int, str]:
-    nodes = {s.node for s in batch.readings}
+def _reading_series_problems(rule: WriteRule, batch: Batch) -> dict[int, str]:
+    """Series index → why all of its rows are refused (unknown references, the write rule)."""
     types = {s.type for s in batch.readings}
-    locations = {s.location for s in batch.readings}
-    # One round trip for the three look-ups: (what, id, site of a location's house).
-    no_site = cast(null(), Integer)
-    known: Sequence[Any] = conn.execute(
-        union_all(
-            select(literal("n"), Node.id, no_site).where(Node.id.in_(nodes)),
-            select(literal("t"), SensorType.id, no_site).where(SensorType.id.in_(types)),
-            select(literal("l"), Location.id, House.siteId)
-            .join(House, House.id == Location.houseId)
-            .where(Location.id.in_(locations)),
-        )
-    ).all()
-    known_nodes = {row[1] for row in known if row[0] == "n"}
-    known_types = {row[1] for row in known if row[0] == "t"}
-    location_site: dict[int, int | None] = {row[1]: row[2] for row in known if row[0] == "l"}
+    facts = rule.lookup({s.node for s in batch.readings}, {s.location for s in batch.readings})
+    known_types = set(
+        rule.conn.execute(select(SensorType.id).where(SensorType.id.in_(types))).scalars()
+    )
     problems = {}
     for i, s in enumerate(batch.readings):
-        if s.node not in known_nodes:
+        node = facts.nodes.get(s.node)
+        if node is None:
             problems[i] = f"unknown node {s.node}: map it first (POST /rest/sync/map/)"
         elif s.type not in known_types:
-            problems[i] = f"unknown sensor type {s.type}"
-        elif s.location not in location_site:
+            problems[i] = (
+                f"unknown sensor type {s.type}: not in this server's catalogue; an admin key "
+                f"adds it (POST /rest/sensortype/)"
+            )
+        elif s.location not in facts.locations:
             problems[i] = f"unknown location {s.location}: map it first (POST /rest/sync/map/)"
-        elif not _owns(principal, location_site[s.location]):
-            problems[i] = f"location {s.location} belongs to another site"
+        else:
+            why = rule.reading_refusal(s.node, node, s.location, facts.locations[s.location])
+            if why:
+                problems[i] = why
     return problems
 
 
-def _state_series_problems(conn: Connection, principal: Principal, batch: Batch) -> dict[int, str]:
-    nodes = {s.node for s in batch.nodestates}
-    node_site: dict[int, int | None] = {}
-    if nodes:
-        rows = conn.execute(
-            select(Node.id, House.siteId)
-            .outerjoin(Location, Location.id == Node.locationId)
-            .outerjoin(House, House.id == Location.houseId)
-            .where(Node.id.in_(nodes))
-        )
-        node_site = {row[0]: row[1] for row in rows}
+def _state_series_problems(rule: WriteRule, batch: Batch) -> dict[int, str]:
+    facts = rule.lookup({s.node for s in batch.nodestates}, set())
     problems = {}
     for i, s in enumerate(batch.nodestates):
-        if s.node not in node_site:
+        node = facts.nodes.get(s.node)
+        if node is None:
             problems[i] = f"unknown node {s.node}: map it first (POST /rest/sync/map/)"
-        elif not _owns(principal, node_site[s.node]):
-            problems[i] = f"node {s.node} is not located in a house of this key's site"
+        else:
+            why = rule.node_refusal(s.node, node)
+            if why:
+                problems[i] = why
     return problems
 
 
@@ -658,16 +631,32 @@ def _existing(
     return found
 
 
-def _apply(conn: Connection, stream: _Stream, valid: Iterator[Row], result: BatchResult) -> None:
+# Given the stored rows a batch would replace (natural key → replaced columns): the keys it
+# may not replace, and how many of the batch's valid rows carry them (now rejected).
+Guard = Callable[[dict[tuple[Any, ...], tuple[Any, ...]]], tuple[set[tuple[Any, ...]], int]]
+
+
+def _apply(
+    conn: Connection,
+    stream: _Stream,
+    valid: Iterator[Row],
+    result: BatchResult,
+    guard: Guard | None = None,
+) -> None:
     rows: dict[tuple[Any, ...], Row] = {}
     n = 0
     for row in valid:
         rows[row[:3]] = row  # a repeat inside the batch: the last copy is the one applied
         n += 1
-    result.unchanged += n - len(rows)
     if not rows:
         return
     existing = _existing(conn, stream, rows)
+    if guard is not None and existing:
+        refused, copies = guard(existing)
+        for key in refused:  # (``existing`` spans time ranges: it may hold keys not sent)
+            rows.pop(key, None)
+        n -= copies
+    result.unchanged += n - len(rows)
     changed: list[Row] = []
     if existing:
         new: list[Row] = []
@@ -716,14 +705,45 @@ def _write_mysql(conn: Connection, stream: _Stream, new: list[Row], changed: lis
         insert_literal_rows(conn, stream.table, stream.columns, changed, stream.replace)
 
 
+def _foreign_readings_guard(rule: WriteRule, batch: Batch, result: BatchResult) -> Guard:
+    """Refuses the readings that would replace one stored at a location not the key's (a
+    node an admin moved between sites keeps its old site's readings)."""
+    at = READINGS.replace.index("locationId")
+
+    def guard(
+        existing: dict[tuple[Any, ...], tuple[Any, ...]],
+    ) -> tuple[set[tuple[Any, ...]], int]:
+        foreign = {k for k, old in existing.items() if not rule.may_replace_reading_at(old[at])}
+        if not foreign:
+            return foreign, 0
+        already = {r.index for r in result.rejected if r.kind == "reading"}
+        groups = {k[:2] for k in foreign}
+        copies = 0
+        for s in batch.readings:
+            if (s.node, s.type) not in groups:
+                continue
+            for j, us in enumerate(s.t):
+                if (s.node, s.type, us) in foreign and s.first + j not in already:
+                    result.rejected.append(
+                        Rejected("reading", s.first + j, REPLACES_FOREIGN_READING)
+                    )
+                    copies += 1
+        return foreign, copies
+
+    return guard
+
+
 def apply_batch(conn: Connection, principal: Principal, batch: Batch) -> BatchResult:
     result = BatchResult()
+    rule = WriteRule(conn, principal)
     latest = to_micros(utcnow()) + DAY_US
     if batch.readings:
-        reading_problems = _reading_series_problems(conn, principal, batch)
-        _apply(conn, READINGS, _valid_readings(batch, reading_problems, latest, result), result)
+        reading_problems = _reading_series_problems(rule, batch)
+        valid = _valid_readings(batch, reading_problems, latest, result)
+        guard = None if rule.unrestricted else _foreign_readings_guard(rule, batch, result)
+        _apply(conn, READINGS, valid, result, guard)
     if batch.nodestates:
-        state_problems = _state_series_problems(conn, principal, batch)
+        state_problems = _state_series_problems(rule, batch)
         _apply(conn, NODESTATES, _valid_states(batch, state_problems, latest, result), result)
     result.rejected.sort(key=lambda r: (r.kind != "reading", r.index))
     return result

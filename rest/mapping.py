@@ -7,6 +7,10 @@ requests take their locks in the same order. A missing row is inserted inside a
 SAVEPOINT; if another client inserted it meanwhile, the unique key refuses ours
 and a re-select (READ COMMITTED, see ``base.db.write_engine``) finds theirs —
 so both clients get the one row's id.
+
+Which rows a key may create, change or only match is the write rule of
+rest/authz.py. Sensor and node types are matched by meaning as well as by id: a
+row whose name, code or units differ from the server's is refused, never relabelled.
 """
 
 from __future__ import annotations
@@ -27,6 +31,14 @@ from models import (
     RoomType,
     Sensor,
     SensorType,
+)
+from rest.authz import (
+    ASK_OPERATOR,
+    CATALOGUE_NOUN,
+    SHARED_NOUN,
+    WriteRule,
+    catalogue_missing,
+    node_unlocated,
 )
 from rest.errors import bad_request
 from rest.keys import Principal
@@ -219,6 +231,7 @@ class MapResult:
 
 def map_metadata(conn: Connection, principal: Principal, req: MapRequest) -> MapResult:
     result = MapResult()
+    rule = WriteRule(conn, principal)
     for name, spec in SPECS.items():
         result.ids[name] = {}
         result.refused[name] = {}
@@ -231,7 +244,7 @@ def map_metadata(conn: Connection, principal: Principal, req: MapRequest) -> Map
         resolved.sort(key=lambda pair: _sort_key(spec, pair[1], pair[0]))
         for refs, row in resolved:
             try:
-                result.ids[name][row.key] = _map_row(conn, principal, name, spec, row, refs)
+                result.ids[name][row.key] = _map_row(conn, rule, name, spec, row, refs)
             except RowRefused as exc:
                 _refuse(result, name, row.key, str(exc))
     return result
@@ -264,7 +277,7 @@ def _sort_key(spec: Spec, row: MapRow, refs: dict[str, int | None]) -> tuple[Any
 
 def _map_row(
     conn: Connection,
-    principal: Principal,
+    rule: WriteRule,
     name: str,
     spec: Spec,
     row: MapRow,
@@ -277,26 +290,92 @@ def _map_row(
     table = spec.table
     existing = _select(conn, table, match)
     if existing is None:
+        _check_create(rule, name, row, values)
         missing = [f for f in spec.create_needs if values.get(f) is None]
         if missing:
             raise RowRefused(
                 f"{name} {row.key} is not on this server; send {', '.join(missing)} to create it"
             )
         if name == "house":
-            values["siteId"] = principal.site_id
-        if name == "node":
-            _check_node_location(conn, principal, values.get("locationId"))
+            values["siteId"] = rule.principal.site_id
         created = _insert(conn, table, values)
         existing = _select(conn, table, match)
         if existing is None:
             raise RowRefused(f"{name} {row.key} could not be created; try again")
         if created:
             return int(existing["id"])
-    _check_owner(conn, principal, name, existing)
     changed = {c: values[c] for c in spec.mutable if c in values and existing.get(c) != values[c]}
+    changed = _check_existing(rule, name, row, existing, changed)
     if changed:
         conn.execute(update(table).where(table.c.id == existing["id"]).values(changed))
     return int(existing["id"])
+
+
+def _check_create(rule: WriteRule, name: str, row: MapRow, values: dict[str, Any]) -> None:
+    """Refuse a row the key may not create (rest/authz.py has the rule)."""
+    if name in CATALOGUE_NOUN and not rule.unrestricted:
+        what = row.values.get("name") if name == "roomtype" else row.key
+        raise RowRefused(catalogue_missing(name, f"{CATALOGUE_NOUN[name]} {what!r}"))
+    if name == "node":
+        why = rule.node_create_refusal(row.key, values.get("locationId"))
+        if why:
+            raise RowRefused(why)
+
+
+def _check_existing(
+    rule: WriteRule, name: str, row: MapRow, existing: dict[str, Any], changed: dict[str, Any]
+) -> dict[str, Any]:
+    """Refuse a row the key may not map, or return the changes it may make."""
+    if name in _MEANING:
+        clash = _meaning_clash(name, existing, row.values)
+        if clash:
+            raise RowRefused(clash)
+    elif name == "house" and not rule.owns_site(existing["siteId"]):
+        raise RowRefused(
+            f"house {row.key}: a house with this deployment and address is already on this "
+            f"server and is not this key's site's; {ASK_OPERATOR}"
+        )
+    elif name == "node" and not rule.unrestricted:
+        if existing["locationId"] is not None and changed.get("locationId", 0) is None:
+            # The base station took the node out of its house: on the server it stays
+            # where it is, the site's, so that its rows not yet sent are still accepted.
+            changed = {c: v for c, v in changed.items() if c != "locationId"}
+        if existing["locationId"] is None and "locationId" not in changed:
+            raise RowRefused(node_unlocated(row.key))
+        why = rule.node_change_refusal(row.key, existing["locationId"])
+        if why:
+            raise RowRefused(why)
+    elif name in SHARED_NOUN and changed and rule.shared_change_refusal(name, existing["id"]):
+        # Another site uses this row: it is mapped as the server has it, unchanged (refusing
+        # it would set aside every reading of the houses in it).
+        return {}
+    return changed
+
+
+# What a catalogue row means: compared (trimmed, case-insensitively) on the fields the
+# request sends, so that an id never silently takes another meaning.
+_MEANING = {"sensortype": ("name", "code", "units"), "nodetype": ("name",)}
+
+
+def _normal(value: Any) -> str:
+    return "" if value is None else str(value).strip().casefold()
+
+
+def _describe(row: dict[str, Any], fields: tuple[str, ...]) -> str:
+    text = repr(row.get("name"))
+    extra = [f"{f} {row.get(f)!r}" for f in fields if f != "name"]
+    return f"{text} ({', '.join(extra)})" if extra else text
+
+
+def _meaning_clash(name: str, existing: dict[str, Any], sent: dict[str, Any]) -> str | None:
+    fields = tuple(f for f in _MEANING[name] if f in sent)
+    if all(_normal(existing.get(f)) == _normal(sent[f]) for f in fields):
+        return None
+    return (
+        f"{CATALOGUE_NOUN[name]} {existing['id']} is {_describe(existing, _MEANING[name])} "
+        f"on this server but {_describe(sent, fields)} in this request: refused, so "
+        f"that nothing is stored under another meaning; {ASK_OPERATOR}"
+    )
 
 
 def _select(conn: Connection, table: Table, match: dict[str, Any]) -> dict[str, Any] | None:
@@ -313,45 +392,3 @@ def _insert(conn: Connection, table: Table, values: dict[str, Any]) -> bool:
     except IntegrityError:
         return False
     return True
-
-
-def _house_owner(conn: Connection, location_id: int | None) -> tuple[int | None, str] | None:
-    if location_id is None:
-        return None
-    row = conn.execute(
-        select(House.siteId, House.address)
-        .join(Location, Location.houseId == House.id)
-        .where(Location.id == location_id)
-    ).first()
-    return (row[0], row[1]) if row is not None else None
-
-
-def _owns(principal: Principal, site_id: int | None) -> bool:
-    return principal.is_admin or (site_id is not None and site_id == principal.site_id)
-
-
-def _check_node_location(conn: Connection, principal: Principal, location_id: Any) -> None:
-    owner = _house_owner(conn, location_id)
-    if owner is not None and not _owns(principal, owner[0]):
-        raise RowRefused(f"location {location_id} is in house {owner[1]!r} of another site")
-
-
-def _check_owner(
-    conn: Connection, principal: Principal, name: str, existing: dict[str, Any]
-) -> None:
-    if principal.is_admin:
-        return
-    if name == "house" and not _owns(principal, existing["siteId"]):
-        whose = "another site" if existing["siteId"] is not None else "no site (an admin's)"
-        deployment = conn.execute(
-            select(Deployment.name).where(Deployment.id == existing["deploymentId"])
-        ).scalar()
-        raise RowRefused(
-            f"house {existing['address']!r} in deployment {deployment!r} belongs to {whose}"
-        )
-    if name == "node":
-        owner = _house_owner(conn, existing["locationId"])
-        if owner is not None and not _owns(principal, owner[0]):
-            raise RowRefused(
-                f"node {existing['id']} is located in house {owner[1]!r} of another site"
-            )

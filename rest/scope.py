@@ -1,18 +1,16 @@
-"""What a site key may see and change: its own houses and everything hanging off them.
+"""What a site key may see: its own houses and everything hanging off them.
 
 House → Location (houseId) → Node (located there) → Sensor (on such a node);
 Reading by its location, NodeState by its node. Admin and read-only keys see
-everything; catalogue and shared tables are not scoped.
+everything; catalogue and shared tables are not scoped. What a key may *write*
+is rest/authz.py.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-from sqlalchemy import ColumnElement, Connection, Select, select
+from sqlalchemy import ColumnElement, Select, select
 
 from models import House, Location, Node
-from rest.errors import forbidden
 from rest.keys import Principal
 from rest.resources import Resource
 
@@ -58,30 +56,3 @@ def visible(resource: Resource, principal: Principal | None) -> ColumnElement[bo
     if among is None:
         return col == principal.site_id
     return col.in_(among(principal.site_id))
-
-
-def check_owned_values(
-    conn: Connection, resource: Resource, principal: Principal, values: dict[str, Any]
-) -> None:
-    """Refuse (403) a row a site key would create or leave outside its own site.
-
-    ``values`` is the whole row as it will be stored. A house's siteId is set here.
-    """
-    if not is_scoped(resource, principal):
-        return
-    column, among, what = _OWNER_COLUMN[resource.name]
-    if among is None:
-        if "siteId" in values and values["siteId"] != principal.site_id:
-            raise forbidden("a site key can only create and edit houses of its own site")
-        values["siteId"] = principal.site_id
-        return
-    ref = values.get(column)
-    if ref is None:
-        raise forbidden(f"a site key must give {column}: a {what} of one of its own houses")
-    query = among(principal.site_id)
-    found = conn.execute(query.where(query.selected_columns[0] == ref)).first()
-    if found is None:
-        raise forbidden(
-            f"{column} {ref} is not a {what} of this key's site ({principal.site_name}); "
-            f"a site key can only write rows of its own houses"
-        )

@@ -14,11 +14,12 @@ from fastapi.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from rest.auth import AdminKey, OptionalKey, WriterKey
+from rest.authz import refuse_catalogue_write
 from rest.body import read_json
 from rest.browse import build_select, encode_cursor, parse_list_query
 from rest.crud import create_row, delete_row, get_row, update_row
 from rest.docs import error_responses, json_body, list_parameters, row_schema
-from rest.errors import ApiError, forbidden, not_found
+from rest.errors import ApiError, not_found
 from rest.keys import Principal
 from rest.resources import RESOURCES, Resource, get_resource
 from rest.responses import JSONBytesResponse
@@ -36,11 +37,6 @@ def _readable(resource: Resource, principal: Principal | None) -> None:
             f"{resource.name} needs a key: send 'Authorization: Bearer <key>'",
             headers={"WWW-Authenticate": "Bearer"},
         )
-
-
-def _writable(resource: Resource, principal: Principal) -> None:
-    if resource.kind == "catalogue" and not principal.is_admin:
-        raise forbidden(f"{resource.name} is a shared catalogue: only an admin key may change it")
 
 
 def list_rows(
@@ -94,7 +90,7 @@ def _add_routes(router: APIRouter, resource: Resource) -> None:
         return JSONBytesResponse(await run_in_threadpool(work))
 
     async def create_(request: Request, principal: WriterKey, state: State) -> Response:
-        _writable(resource, principal)
+        refuse_catalogue_write(resource, principal)
         body = await read_json(request, state.settings.max_body)
         row = await run_in_threadpool(
             run_write, state.engine, lambda conn: create_row(conn, resource, principal, body)
@@ -106,7 +102,7 @@ def _add_routes(router: APIRouter, resource: Resource) -> None:
     async def update_(
         row_id: int, request: Request, principal: WriterKey, state: State
     ) -> Response:
-        _writable(resource, principal)
+        refuse_catalogue_write(resource, principal)
         body = await read_json(request, state.settings.max_body)
         row = await run_in_threadpool(
             run_write,

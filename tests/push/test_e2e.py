@@ -12,8 +12,20 @@ from sqlalchemy.orm import Session
 
 from base.db import make_engine
 from base.errors import SchemaMismatch
-from models import Deployment, House, Location, Node, NodeState, Reading, Room, Sensor, SyncRejected
+from models import (
+    Deployment,
+    House,
+    Location,
+    Node,
+    NodeState,
+    Reading,
+    Room,
+    Sensor,
+    SensorType,
+    SyncRejected,
+)
 from models.base import table_of
+from push.retry import Retrier
 from push.status import format_status, remote_status
 from push.sync import RemoteSync
 from tests.faultproxy import FaultProxy
@@ -368,3 +380,48 @@ def seed_cogent_house_more(url: str, days: int, seed: int) -> None:
         ]
         conn.execute(insert(table_of(Reading)), rows)
     engine.dispose()
+
+
+def test_a_sensor_type_that_means_something_else_on_the_remote_is_set_aside_with_both_meanings(
+    pair,
+):
+    """Issue 14: the remote's type 2 has another meaning. Its readings are set aside locally
+    with a reason naming both meanings; every other reading flows."""
+    data = seed_cogent_house(pair.local, days=1)
+    local, remote = make_engine(pair.local), make_engine(pair.remote)
+    with local.begin() as conn:
+        conn.execute(update(SensorType).where(SensorType.id == 2)
+                     .values(name="Relative Humidity", code="RH", units="%"))
+    with remote.begin() as conn:
+        conn.execute(update(SensorType).where(SensorType.id == 2)
+                     .values(name="Window Open", code="WIN", units="state"))
+    [report] = push_once(pair.config())
+    with local.connect() as conn:
+        of_type_2 = conn.execute(
+            select(func.count()).select_from(Reading).where(Reading.type == 2)).scalar_one()
+        reasons = set(conn.execute(select(SyncRejected.reason)).scalars())
+    assert of_type_2 > 0 and report.streams["Reading"].set_aside == of_type_2, report
+    [reason] = reasons
+    assert "'Window Open'" in reason and "'Relative Humidity'" in reason, reason
+    with remote.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(Reading)
+                            .where(Reading.type == 2)).scalar_one() == 0
+        remote_type_0 = conn.execute(select(func.count()).select_from(Reading)
+                                     .where(Reading.type == 0)).scalar_one()
+    assert remote_type_0 == data.readings - of_type_2
+    config = pair.config()
+    shown = format_status(remote_status(config, config.remote("central"), local))
+    assert "'Window Open'" in shown, shown
+    # The operator settles the meaning on the server; `retry` then delivers the rows.
+    with remote.begin() as conn:
+        conn.execute(update(SensorType).where(SensorType.id == 2)
+                     .values(name="Relative Humidity", code="RH", units="%"))
+    retrier = Retrier(config, config.remote("central"), local)
+    try:
+        again = retrier.run(None)
+    finally:
+        retrier.close()
+    assert (again.delivered, again.still_aside) == (of_type_2, 0), again.describe()
+    assert_same(pair.local, pair.remote)
+    local.dispose()
+    remote.dispose()

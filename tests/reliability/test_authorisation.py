@@ -27,7 +27,18 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from base.db import make_engine
-from models import ApiKey, House, Location, Node, NodeState, Reading, Sensor
+from models import (
+    ApiKey,
+    Deployment,
+    House,
+    Location,
+    Node,
+    NodeState,
+    Reading,
+    Room,
+    Sensor,
+    SensorType,
+)
 from rest import cli as rest_cli
 from rest.keys import authenticate, revoke_key
 from tests.live_server import create_key, start_server
@@ -43,6 +54,7 @@ from tests.reliability.kit import (
 )
 from tests.reliability.test_hostile_input import snapshot
 from tests.rest.conftest import (
+    FIVE_MIN,
     T0,
     client,
     make_site,
@@ -229,9 +241,11 @@ def test_site_b_cannot_read_or_change_site_a_houses_locations_nodes_or_readings(
         return lambda rows: not {r["id"] for r in rows} & set(a_ids[kind])
 
     for kind, ids in a_ids.items():
-        for i in ids:
-            expect(f"GET {kind}/{i}", http.get(f"{kind}/{i}"), 403)
-            expect(f"PUT {kind}/{i}", http.put(f"{kind}/{i}", json={}), 403)
+        for i in ids:  # another site's row is the same 404 as one that does not exist
+            for method, reply in (("GET", http.get(f"{kind}/{i}")),
+                                  ("PUT", http.put(f"{kind}/{i}", json={}))):
+                expect(f"{method} {kind}/{i}", reply, 404,
+                       lambda doc, k=kind, i=i: doc["error"] == f"no {k} with id {i}")
             expect(f"DELETE {kind}/{i}", http.delete(f"{kind}/{i}"), 403)
         lo, hi = min(ids), max(ids)
         for params in ({"id": lo}, {"ge_id": lo, "le_id": hi}, {"_sort": "-id"},
@@ -369,3 +383,240 @@ def test_keys_are_hashed_at_rest_and_never_in_logs_databases_or_output(make_db, 
                log_bytes=sum(len(c) for c in places.values()))
     finally:
         live.stop()
+
+
+# --------------------------------------------------------------------------- the probe's findings
+# Issue 11: an independent probe with two sites A and B broke each of these on both backends.
+# Every test runs on SQLite, MariaDB and PostgreSQL.
+
+
+@pytest.fixture
+def two_sites(server):
+    """Sites A and B with three readings each, and an admin client."""
+    a, b = make_site(server), make_site(server)
+    for s in (a, b):
+        assert s.batch(readings_batch(s, [1.0, 2.0, 3.0])).json()["stored"] == 3
+    admin = client(server, create_key(server.db_url, None, "admin"))
+    a.dep_name = admin.get(f"deployment/{a.deployment}").json()["name"]
+    b.dep_name = admin.get(f"deployment/{b.deployment}").json()["name"]
+    b.room_name = admin.get(f"room/{b.room}").json()["name"]
+    yield a, b, admin
+    for http in (a.http, b.http, admin):
+        http.close()
+
+
+def readings_of(db, node: int) -> list[tuple]:
+    with db.connect() as conn:
+        return [tuple(r) for r in conn.execute(
+            select(Reading.nodeId, Reading.type, Reading.time, Reading.locationId, Reading.value)
+            .where(Reading.nodeId == node).order_by(Reading.type, Reading.time))]
+
+
+def names_nothing_of(site, text: str) -> bool:
+    """Whether ``text`` (a refusal) names none of ``site``'s house, address or deployment."""
+    return all(s not in text for s in (site.address, site.dep_name, site.name))
+
+
+def test_a_site_cannot_overwrite_another_sites_reading_through_a_batch(two_sites, db):
+    a, b, _ = two_sites
+    before = readings_of(db, b.node)
+    hostile = {"format": "cogent-batch/1",
+               "readings": [{"node": b.node, "type": 0, "location": a.location,
+                             "t": [T0], "v": [-12345.0]}]}  # B's node, A's location, B's time
+    reply = a.batch(hostile)
+    assert reply.status_code == 200, reply.text
+    doc = reply.json()
+    assert doc["stored"] == 0 and len(doc["rejected"]) == 1, doc
+    reason = doc["rejected"][0]["reason"]
+    assert not reason.startswith(("unknown node", "unknown location")), reason
+    assert names_nothing_of(b, reason), reason
+    assert readings_of(db, b.node) == before
+
+
+def test_a_site_cannot_overwrite_a_reading_stored_at_another_sites_location(two_sites, db):
+    """A node an admin moved from B's house to A's keeps B's history: A's batches may add
+    readings of it, never replace B's."""
+    a, b, admin = two_sites
+    before = readings_of(db, b.node)
+    assert admin.put(f"node/{b.node}", json={"locationId": a.location}).status_code == 200
+    batch = {"format": "cogent-batch/1",
+             "readings": [{"node": b.node, "type": 0, "location": a.location,
+                           "t": [T0, FIVE_MIN * 100], "v": [-12345.0, 4.0]}]}
+    doc = a.batch(batch).json()
+    assert doc["stored"] == 1, doc  # the new time
+    assert [r["index"] for r in doc["rejected"]] == [0], doc
+    assert names_nothing_of(b, doc["rejected"][0]["reason"])
+    assert readings_of(db, b.node)[: len(before)] == before
+
+
+def test_a_site_cannot_write_readings_of_another_sites_node_through_post_reading(two_sites, db):
+    a, b, _ = two_sites
+    before = readings_of(db, b.node)
+    reply = a.http.post("reading/", json={"time": "2027-05-01T00:00:00", "nodeId": b.node,
+                                          "type": 0, "locationId": a.location, "value": 9.0})
+    assert reply.status_code == 403, reply.text
+    assert names_nothing_of(b, reply.json()["error"])
+    assert readings_of(db, b.node) == before
+
+
+def test_post_reading_does_not_tell_whether_another_site_has_a_reading_at_that_time(two_sites):
+    a, b, _ = two_sites
+    taken, free = "2026-01-01T12:00:00", "2026-01-01T12:02:30"  # B has a reading at T0 only
+    replies = [a.http.post("reading/", json={"time": when, "nodeId": b.node, "type": 0,
+                                             "locationId": a.location, "value": 9.0})
+               for when in (taken, free)]
+    assert [r.status_code for r in replies] == [403, 403], [r.text for r in replies]
+    assert replies[0].json() == replies[1].json()
+    # Nor whether the node exists: a node id nobody has gets the same answer.
+    nobody = next_node_id()
+    missing = a.http.post("reading/", json={"time": taken, "nodeId": nobody, "type": 0,
+                                            "locationId": a.location, "value": 9.0})
+    assert missing.status_code == 403
+    assert missing.json()["error"].replace(str(nobody), str(b.node)) == replies[0].json()["error"]
+    # Nor whether a location exists: B's and one nobody has get the same answer.
+    own_node = {"time": taken, "nodeId": a.node, "type": 0, "value": 9.0}
+    theirs = a.http.post("reading/", json={**own_node, "locationId": b.location})
+    nowhere = a.http.post("reading/", json={**own_node, "locationId": 99_999_999})
+    assert theirs.status_code == nowhere.status_code == 403
+    assert theirs.json()["error"].replace(str(b.location), "L") == nowhere.json()["error"].replace(
+        "99999999", "L")
+
+
+def test_a_site_claiming_another_sites_next_node_id_does_not_tell_whose_it_is(
+    two_sites, db, server
+):
+    """Node ids are one hardware namespace: the first site to map an id claims it. The second
+    is told to ask the server's operator (never whose it is); the operator's log says who
+    holds it, and an admin key moves the node to the second site, or deletes it."""
+    a, b, admin = two_sites
+    squatted = next_node_id()  # "B's next node": A takes it first, in A's own location
+    assert a.http.post("node/", json={"id": squatted, "locationId": a.location}).status_code == 201
+    body = map_body(b.dep_name, b.address, b.room_name, squatted)
+    doc = b.map(body).json()
+    reasons = {(e["type"], e["key"]): e["reason"] for e in doc["errors"]}
+    assert str(squatted) not in doc["node"], doc
+    reason = reasons[("node", squatted)]
+    assert "operator" in reason and names_nothing_of(a, reason), reason
+    assert str(a.location) not in reason and str(a.house) not in reason, reason
+    refused = b.batch({"format": "cogent-batch/1",
+                       "readings": [{"node": squatted, "type": 0, "location": b.location,
+                                     "t": [T0], "v": [1.0]}]}).json()
+    assert refused["stored"] == 0 and names_nothing_of(a, refused["rejected"][0]["reason"])
+    # The operator settles it with what exists: move the node to B's location.
+    assert admin.put(f"node/{squatted}", json={"locationId": b.location}).status_code == 200
+    doc = b.map(body).json()
+    assert doc["errors"] == [] and doc["node"][str(squatted)] == squatted, doc
+    stored = b.batch({"format": "cogent-batch/1",
+                      "readings": [{"node": squatted, "type": 0, "location": b.location,
+                                    "t": [T0], "v": [1.0]}]}).json()
+    assert stored["stored"] == 1, stored
+    assert f"(site {b.name}) was refused node {squatted}" in server.log
+    # A claimed id that nothing refers to yet can also be deleted; then B creates it.
+    other = next_node_id()
+    assert a.http.post("node/", json={"id": other, "locationId": a.location}).status_code == 201
+    body = map_body(b.dep_name, b.address, b.room_name, other)
+    assert str(other) not in b.map(body).json()["node"]
+    assert admin.delete(f"node/{other}").status_code == 204
+    doc = b.map(body).json()
+    assert doc["errors"] == [] and doc["node"][str(other)] == other, doc
+
+
+def test_a_site_cannot_define_a_sensor_type_through_the_map(two_sites, db):
+    a, _, _ = two_sites
+    new_type = 40_000 + next_node_id() % 10_000
+    body = map_body(unique("dep"), unique("addr"), unique("room"), next_node_id(), new_type)
+    body["sensortype"] = [{"key": new_type, "name": "Evil", "code": "EVL", "units": "furlongs"}]
+    doc = a.map(body).json()
+    assert str(new_type) not in doc["sensortype"], doc
+    reasons = {(e["type"], e["key"]): e["reason"] for e in doc["errors"]}
+    reason = reasons[("sensortype", new_type)]
+    assert "admin" in reason and "POST /rest/sensortype/" in reason, reason
+    assert ("sensor", 6) in reasons  # the sensor of that type depends on it
+    assert doc["node"] != {} and doc["house"] != {}  # everything else maps
+    with db.connect() as conn:
+        assert conn.execute(select(SensorType).where(SensorType.id == new_type)).first() is None
+
+
+def test_another_sites_sensor_type_never_takes_the_place_of_ours(two_sites, db):
+    """A defines sensor type N its way; B's own N must not be matched to A's silently."""
+    a, b, _ = two_sites
+    n = 40_000 + next_node_id() % 10_000
+    evil = {"key": n, "name": "Evil", "code": "EVL", "units": "furlongs"}
+    a.map({"sensortype": [evil]})
+    body = map_body(b.dep_name, b.address, b.room_name, b.node, n)
+    body["sensortype"] = [{"key": n, "name": "Delta CO2", "code": "dCO2", "units": "ppm/s"}]
+    doc = b.map(body).json()
+    assert str(n) not in doc["sensortype"], doc
+    assert any(e["type"] == "sensortype" and e["key"] == n for e in doc["errors"]), doc
+    reply = b.batch({"format": "cogent-batch/1",
+                     "readings": [{"node": b.node, "type": n, "location": b.location,
+                                   "t": [T0], "v": [1.0]}]}).json()
+    assert reply["stored"] == 0, reply
+    with db.connect() as conn:
+        assert conn.execute(select(SensorType.name).where(SensorType.id == n)).first() is None
+
+
+def deployment_row(db, dep_id: int) -> tuple:
+    with db.connect() as conn:
+        return tuple(conn.execute(select(Deployment).where(Deployment.id == dep_id)).one())
+
+
+def room_row(db, room_id: int) -> tuple:
+    with db.connect() as conn:
+        return tuple(conn.execute(select(Room).where(Room.id == room_id)).one())
+
+
+def test_a_site_cannot_rename_or_end_another_sites_deployment(two_sites, db):
+    a, b, admin = two_sites
+    before = deployment_row(db, b.deployment)
+    for change in ({"name": unique("renamed")}, {"endDate": "2026-02-01T00:00:00"},
+                   {"description": "mine now"}):
+        reply = a.http.put(f"deployment/{b.deployment}", json=change)
+        assert reply.status_code == 403, reply.text
+        assert names_nothing_of(b, reply.json()["error"]), reply.text
+    # Through the map: A's house in B's deployment, with another description and an end.
+    body = map_body(b.dep_name, unique("a-house"), unique("room"), next_node_id())
+    body["deployment"][0] |= {"description": "mine now", "endDate": "2026-02-01T00:00:00"}
+    doc = a.map(body).json()
+    assert doc["deployment"]["3"] == b.deployment and doc["errors"] == [], doc
+    assert deployment_row(db, b.deployment) == before
+    # A has a house in it now: B is no longer its only user either; an admin key still may.
+    assert b.http.put(f"deployment/{b.deployment}", json={"description": "x"}).status_code == 403
+    assert admin.put(f"deployment/{b.deployment}", json={"description": "x"}).status_code == 200
+
+
+def test_a_site_cannot_rename_or_retype_the_room_another_site_uses(two_sites, db):
+    a, b, admin = two_sites
+    before = room_row(db, b.room)
+    other_type = admin.post("roomtype/", json={"name": unique("rt")}).json()["id"]
+    for change in ({"name": unique("renamed")}, {"roomTypeId": other_type}):
+        reply = a.http.put(f"room/{b.room}", json=change)
+        assert reply.status_code == 403, reply.text
+    body = map_body(unique("dep"), unique("addr"), b.room_name, next_node_id())
+    body["roomtype"] = [{"key": 1, "name": admin.get(f"roomtype/{other_type}").json()["name"]}]
+    doc = a.map(body).json()
+    assert doc["room"]["2"] == b.room and doc["errors"] == [], doc
+    assert room_row(db, b.room) == before
+
+
+def test_a_site_changes_shared_rows_only_while_no_other_site_uses_them(two_sites, db):
+    a, _, admin = two_sites
+    dep = a.http.post("deployment/", json={"name": unique("dep")}).json()["id"]
+    room = a.http.post("room/", json={"name": unique("room")}).json()["id"]
+    assert a.http.put(f"deployment/{dep}", json={"description": "ours"}).status_code == 200
+    assert a.http.put(f"room/{room}", json={"name": unique("renamed")}).status_code == 200
+    assert a.http.post("house/", json={"deploymentId": dep, "address": unique("x")}
+                       ).status_code == 201  # A's own house: still A's alone
+    assert a.http.put(f"deployment/{dep}", json={"description": "still"}).status_code == 200
+    assert admin.put(f"deployment/{dep}", json={"description": "admin"}).status_code == 200
+
+
+def test_the_map_does_not_tell_which_house_a_node_belongs_to(two_sites):
+    a, b, _ = two_sites
+    for node in (b.node, next_node_id()):  # B's node, and one nobody has
+        doc = a.map(map_body(a.dep_name, a.address, unique("room"), node)).json()
+        for e in doc["errors"]:
+            assert names_nothing_of(b, e["reason"]), e
+            assert str(b.house) not in e["reason"] and str(b.location) not in e["reason"], e
+    doc = a.map(map_body(a.dep_name, a.address, unique("room"), b.node)).json()
+    assert any(e["type"] == "node" and e["key"] == b.node for e in doc["errors"]), doc

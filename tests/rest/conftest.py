@@ -16,10 +16,11 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, insert, select
 
 from base.db import make_engine
 from base.migrate import upgrade
+from models import NodeType, RoomType, SensorType
 from tests.dbs import Databases
 from tests.live_server import LiveServer, create_key, start_server
 
@@ -34,6 +35,25 @@ def unique(label: str = "x") -> str:
 
 def next_node_id() -> int:
     return next(_node_ids)
+
+
+def ensure_test_catalogue(db_url: str) -> None:
+    """The catalogue rows :func:`map_body` names (sensor type 0, node type 0, room type
+    "Kitchen"), whatever the migrations seed: a site key's map creates no catalogue rows."""
+    engine = make_engine(db_url)
+    wanted = [
+        (SensorType, SensorType.id == 0, {"id": 0, "name": "Temperature", "code": "T",
+                                          "units": "deg.C"}),
+        (NodeType, NodeType.id == 0, {"id": 0, "name": "Temperature/Humidity"}),
+        (RoomType, RoomType.name == "Kitchen", {"name": "Kitchen"}),
+    ]  # fmt: skip
+    try:
+        with engine.begin() as conn:
+            for model, match, row in wanted:
+                if conn.execute(select(model).where(match)).first() is None:
+                    conn.execute(insert(model).values(**row))
+    finally:
+        engine.dispose()
 
 
 @pytest.fixture(scope="session")
@@ -51,6 +71,7 @@ def server(backend: str, databases: Databases, _rest_servers: dict[str, LiveServ
     if live is None:
         url = databases.create("rest")
         upgrade(url)
+        ensure_test_catalogue(url)
         live = start_server(url)
         _rest_servers[backend] = live
     return live

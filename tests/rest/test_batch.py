@@ -151,9 +151,14 @@ def test_unknown_references_and_other_sites_rows_are_rejected_with_reasons(serve
         ("reading", 1, "unknown node 99999999"),
         ("reading", 2, "unknown sensor type 999"),
         ("reading", 3, "unknown location 99999999"),
-        ("reading", 4, f"location {b.location} belongs to another site"),
-        ("reading", 5, f"location {b.location} belongs to another site"),
-        ("nodestate", 0, f"node {b.node} is not located in a house of this key's site"),
+        ("reading", 4, f"location {b.location} is not a location of this key's site"),
+        ("reading", 5, f"location {b.location} is not a location of this key's site"),
+        (
+            "nodestate",
+            0,
+            f"node {b.node} is claimed by another site on this server (a node id "
+            "is unique across sites",
+        ),
     ]
     assert _count(db, Reading.__table__, b.node) == 0
     assert _count(db, NodeState.__table__, b.node) == 0
