@@ -69,11 +69,8 @@ class Reason:
         return advice(self.reason)
 
     def retry_command(self, remote: str, config_path: str | None = None) -> str:
-        conf = f" -c {shlex.quote(config_path)}" if config_path else ""
-        return (
-            f"RestPusher.py{conf} retry --remote {shlex.quote(remote)} "
-            f"--reason {shlex.quote(self.reason)}"
-        )
+        conf = f" -c {_quote(config_path)}" if config_path else ""
+        return f"RestPusher.py{conf} retry --remote {_quote(remote)} --reason {_quote(self.reason)}"
 
     def as_json(self, remote: str, config_path: str | None) -> dict[str, Any]:
         return {
@@ -108,28 +105,39 @@ def advice(reason: str) -> str:
     return "fix the cause, then send them again"
 
 
+def root_cause(reason: str) -> str:
+    """``its location 4 was refused: its house 2 was refused: house '2 Mill Lane' … belongs
+    to another site`` → the part after the last "was refused: ", shared by every row that one
+    refusal set aside (and a substring of each reason, so ``retry --reason`` finds them all)."""
+    return reason.rsplit(_CHAIN, 1)[-1] if _CHAIN in reason else reason
+
+
+_CHAIN = "was refused: "
+
+
 def set_aside_reasons(engine: Engine, remote: str) -> list[Reason]:
-    """Every set-aside row of ``remote``, grouped by reason (most rows first) and series."""
+    """Every set-aside row of ``remote``, grouped by root cause (most rows first) and series."""
     types = _sensor_types(engine)
     by_reason: dict[str, Reason] = {}
+    series: dict[tuple[str, str, str | None, int | None, str | None], Series] = {}
     with engine.connect() as conn:
         for table, stmt in (("Reading", _readings(remote)), ("NodeState", _node_states(remote))):
             for row in conn.execute(stmt):
-                reason = by_reason.setdefault(row.reason, Reason(row.reason))
+                cause = root_cause(row.reason)
+                reason = by_reason.setdefault(cause, Reason(cause))
                 reason.count += int(row.n)
-                reason.series.append(
-                    Series(
-                        table=table,
-                        house=row.address,
-                        node=None if row.node is None else int(row.node),
-                        sensor_type=None
-                        if row.type is None
-                        else types.get(int(row.type), f"type {row.type}"),
-                        first=_time(row.first),
-                        last=_time(row.last),
-                        count=int(row.n),
-                    )
-                )
+                node = None if row.node is None else int(row.node)
+                kind = None if row.type is None else types.get(int(row.type), f"type {row.type}")
+                key = (cause, table, row.address, node, kind)
+                first, last = _time(row.first), _time(row.last)
+                if key in series:  # the same series under another chain of refusals
+                    known = series[key]
+                    known.count += int(row.n)
+                    known.first = min(filter(None, (known.first, first)), default=None)
+                    known.last = max(filter(None, (known.last, last)), default=None)
+                    continue
+                series[key] = Series(table, row.address, node, kind, first, last, int(row.n))
+                reason.series.append(series[key])
     reasons = sorted(by_reason.values(), key=lambda r: (-r.count, r.reason))
     for r in reasons:
         r.series.sort(
@@ -179,6 +187,13 @@ def _node_states(remote: str) -> Any:
         .where(r.remote == remote, r.tableName == "NodeState")
         .group_by(r.reason, House.address, NodeState.nodeId)
     )
+
+
+def _quote(text: str) -> str:
+    """Shell quoting that stays readable for text with single quotes in it."""
+    if "'" in text and not any(c in text for c in '"\\$`!'):
+        return f'"{text}"'
+    return shlex.quote(text)
 
 
 def _sensor_types(engine: Engine) -> dict[int, str]:

@@ -115,7 +115,9 @@ class HouseComparison:
 
     def summary_line(self) -> str:
         aside = ""
-        if self.aside_readings or self.aside_states:
+        if (self.aside_readings, self.aside_states) == (self.local_readings, self.local_states):
+            aside = " (all set aside)" if self.local_readings + self.local_states else ""
+        elif self.aside_readings or self.aside_states:
             aside = (
                 f" ({self.aside_readings} readings / {self.aside_states} node states of them "
                 f"set aside)"
