@@ -229,6 +229,7 @@ def cmd_download(config: Config, args: argparse.Namespace) -> int:
     remote = _pick_remote(config, args.remote)
     announce(config, f"restoring from {remote.name} (writes the restored houses and their rows)")
     make_engine(config.localurl).dispose()  # the folder must exist; the file may not yet
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     upgrade(config.localurl)
     engine = open_local(config)
     client = RemoteClient(remote)

@@ -21,7 +21,7 @@ from sqlalchemy import Connection, Engine, Table, insert, select
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 
 from base.db import write_engine
-from base.errors import PermanentError
+from base.errors import ConfigError
 from models import (
     RESTORED_SEQ,
     Deployment,
@@ -45,8 +45,9 @@ log = logging.getLogger(__name__)
 PAGE = 5000
 
 
-class NothingToDownload(PermanentError):
-    """The remote has no house matching what was asked for (or the key may not see it)."""
+class NothingToDownload(ConfigError):
+    """The remote has no house matching what was asked for (or the key may not see it):
+    the option names nothing, a usage error (exit 2)."""
 
 
 def _time(raw: str | None) -> datetime | None:

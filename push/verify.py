@@ -100,13 +100,13 @@ class HouseComparison:
             return "Local and remote are the same"
         parts = []
         for what, here, there in (
-            ("readings", self.compared_readings, self.remote_readings),
-            ("node states", self.compared_states, self.remote_states),
+            ("reading", self.compared_readings, self.remote_readings),
+            ("node state", self.compared_states, self.remote_states),
         ):
             if here > there:
-                parts.append(f"{here - there} {what} missing on the remote")
+                parts.append(f"{_rows(here - there, what)} missing on the remote")
             elif there > here:
-                parts.append(f"the remote has {there - here} {what} more")
+                parts.append(f"the remote has {_rows(there - here, what)} more")
         if not parts:
             parts.append("same counts, but rows, values or times differ")
         n = len(self.differences)
@@ -324,3 +324,7 @@ def _sums(kind: str, row: dict[str, Any]) -> Sums:
     if kind == "reading":
         return (int(row["count"]), int(row["valueSum"]), int(row["timeSum"]))
     return (int(row["count"]), int(row["timeSum"]), int(row["seqSum"]))
+
+
+def _rows(n: int, what: str) -> str:
+    return f"{n} {what}" if n == 1 else f"{n} {what}s"
