@@ -19,7 +19,7 @@ from sqlalchemy.exc import DBAPIError
 
 from base.config import Config, RemoteConfig
 from base.db import make_engine, redact
-from base.errors import CogentError, ConfigError, DatabaseUnavailable
+from base.errors import CogentError, ConfigError, DatabaseUnavailable, SchemaMismatch
 from base.logs import configure_logging, quiet_console
 from base.migrate import current_revision, head_revision, upgrade
 from models import House
@@ -55,16 +55,25 @@ def announce(config: Config, doing: str) -> None:
     print(f"local database {database(config)}: {doing}", flush=True)
 
 
-def open_local(config: Config, must_exist: bool = True) -> Engine:
-    """The local database's engine, checked to open now: a failure is one line, exit 7."""
+def open_local(config: Config, must_exist: bool = True, schema: bool = True) -> Engine:
+    """The local database's engine, checked to open now (a failure is one line, exit 7) and,
+    with ``schema``, to be at the schema this code needs (else exit 6)."""
     engine = make_engine(config.localurl, must_exist=must_exist)
     try:
-        current_revision(engine)
+        revision = current_revision(engine)
     except DBAPIError as exc:
         engine.dispose()
         raise DatabaseUnavailable(
             f"local database {database(config)} cannot be used: {first_line(exc)}"
         ) from exc
+    if schema and revision != head_revision():
+        engine.dispose()
+        conf = f" -c {config.path}" if config.path else ""
+        raise SchemaMismatch(
+            f"local database {database(config)} is at schema revision {revision or '(none)'}, "
+            f"this cogent-sync needs {head_revision()}: run 'RestPusher.py{conf} migrate' "
+            f"(it upgrades the schema, keeping every row)"
+        )
     return engine
 
 

@@ -90,6 +90,7 @@ def cmd_start(config: Config, args: argparse.Namespace) -> int:
 
 
 def _run_daemon(config: Config) -> int:
+    open_local(config, schema=False).dispose()  # no database file: say so, create nothing
     stop = threading.Event()
     install_signal_handlers(stop)
     with PushLock(config.lockfile, stop_command(config)):

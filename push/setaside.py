@@ -208,7 +208,7 @@ def _time(value: Any) -> datetime | None:
 
 
 def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
+    return value.isoformat() + "Z" if value else None  # naive UTC
 
 
 def _what(table: str, n: int) -> str:
