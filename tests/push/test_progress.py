@@ -124,3 +124,20 @@ def test_an_interrupted_download_says_how_to_resume_and_the_resumed_summary_is_r
     assert f"{data.readings} readings and {data.node_states} node states were already here" in (
         summary
     ) and "(2 house(s) already complete)" in summary, summary
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", [pytest.param("sqlite", id="sqlite")])
+def test_verify_shows_its_progress_in_houses_and_repair_in_rows(pair):
+    seed_cogent_house(pair.local, days=1)
+    push_once(pair.config())
+    code, out, err = cli(pair.config().path, "verify")
+    assert code == 0, out + err
+    assert "central: comparing: 2 houses in" in err, err  # the closing line: count and time
+    remote = make_engine(pair.remote)
+    with remote.begin() as conn:
+        conn.execute(Reading.__table__.delete().where(Reading.nodeId == 101))
+    remote.dispose()
+    code, out, err = cli(pair.config().path, "verify", "--repair")
+    assert code == 0, out + err
+    assert "central: re-sending: 576 rows in" in err, err
