@@ -50,6 +50,13 @@ def _alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[-1].split()[0] != "Z"
 
 
+def _wait_for_reaping(pid: int, seconds: float = 2.0) -> None:
+    """A zombie is gone once its parent (systemd, init, a shell) collects it: a moment."""
+    deadline = time.monotonic() + seconds
+    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 def cmd_start(config: Config, args: argparse.Namespace) -> int:
     import daemon
     import daemon.pidfile
@@ -137,6 +144,7 @@ def cmd_stop(config: Config, args: argparse.Namespace) -> int:
     deadline = time.monotonic() + args.timeout
     while time.monotonic() < deadline:
         if not _alive(pid):
+            _wait_for_reaping(pid)
             print(f"stopped (pid {pid})")
             if unit:
                 print(f"it ran under systemd ({unit.name}): '{unit.start_command}' starts it again")
