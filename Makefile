@@ -4,21 +4,41 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench bench-quick torture clean
+.PHONY: demo test lint bench bench-quick torture clean test-tools
 
+# The base station itself needs only `pip install -e .`; the demo and the tests also run the
+# server, so they install its extra too ([test] includes [server]).
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
+# Under CI the tools some tests need are installed first; locally those tests skip without them.
+ifneq ($(filter 1 true yes,$(CI)),)
+TEST_TOOLS := test-tools
+endif
+
 ## demo: the main job on the embedded default (SQLite), no server to install
 demo: $(STAMP)
 	$(PY) RestPusher.py demo
 
 ## test: the whole suite (needs MariaDB and PostgreSQL on 127.0.0.1; skipped locally if absent, fatal under CI=true)
-test: $(STAMP) lint
+test: $(STAMP) lint $(TEST_TOOLS)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+## test-tools: Debian's chromium + chromium-driver (the offline /docs page test) and systemd's
+## systemd-analyze (the deployment test), from apt when missing; needs root
+test-tools:
+	@missing=""; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v chromedriver >/dev/null || missing="$$missing chromium-driver"; \
+	command -v systemd-analyze >/dev/null || missing="$$missing systemd"; \
+	if [ -n "$$missing" ]; then \
+		echo "make test-tools: installing$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+			apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -3,8 +3,10 @@
 Defaults, then the file, then validation: every error names the section, the
 key and the bad value, and says what is allowed. Nothing here runs at import.
 Relative paths (a SQLite file, the log file, the pidfile) are resolved against
-the directory of the configuration file, so a daemon started from anywhere
-finds the same files.
+the state directory: ``$COGENT_STATE_DIR`` when set (the systemd unit sets it to
+/var/lib/cogent, so a configuration kept read-only in /etc/cogent never sends
+state there), else the directory of the configuration file, so a daemon started
+from anywhere finds the same files. Absolute paths are taken as they are.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from base.errors import ConfigError
 
 DEFAULT_CONFIG_NAME = "synchronise.conf"
 CONFIG_ENV = "COGENT_CONFIG"
+STATE_DIR_ENV = "COGENT_STATE_DIR"
 COMPRESSIONS = ("gzip", "none")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 _REMOTE_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
@@ -109,7 +112,18 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
         text = p.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read configuration file {str(p)!r}: {exc}") from exc
-    return parse_config(text, base_dir=p.resolve().parent, path=p)
+    return parse_config(text, base_dir=state_dir(p), path=p)
+
+
+def state_dir(config_path: Path) -> Path:
+    """Where relative paths of the configuration at ``config_path`` point to."""
+    env = os.environ.get(STATE_DIR_ENV, "").strip()
+    if env:
+        where = Path(os.path.expanduser(env))
+        if not where.is_absolute():
+            raise ConfigError(f"{STATE_DIR_ENV}={env!r} must be an absolute path")
+        return where
+    return config_path.resolve().parent
 
 
 def parse_config(text: str, *, base_dir: Path | None = None, path: Path | None = None) -> Config:

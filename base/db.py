@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import URL, Engine, create_engine, event, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from base.errors import ConfigError
+from base.errors import ConfigError, DatabaseUnavailable
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -43,12 +43,19 @@ def is_sqlite(engine: Engine) -> bool:
 
 
 def make_engine(url: str | URL, **kwargs: Any) -> Engine:
-    """Create an engine with the settings this project relies on for ``url``'s backend."""
+    """Create an engine with the settings this project relies on for ``url``'s backend.
+
+    A SQLite file's folder must exist: a mistyped path is an error that creates nothing
+    (SQLite would otherwise create an empty database on first use). With ``must_exist=True``
+    the file itself must exist too, for commands that only work on an existing database.
+    Other keywords go to :func:`sqlalchemy.create_engine`.
+    """
+    must_exist = bool(kwargs.pop("must_exist", False))
     u = normalise_url(url)
     backend = u.get_backend_name()
     if backend == "sqlite":
         if u.database and u.database != ":memory:":
-            Path(u.database).parent.mkdir(parents=True, exist_ok=True)
+            check_sqlite_path(u, must_exist)
         kwargs.setdefault("connect_args", {})["timeout"] = SQLITE_BUSY_TIMEOUT_MS / 1000
         engine = create_engine(u, **kwargs)
         _configure_sqlite(engine)
@@ -60,6 +67,24 @@ def make_engine(url: str | URL, **kwargs: Any) -> Engine:
     elif backend == "postgresql":
         kwargs.setdefault("connect_args", {}).setdefault("options", "-c timezone=UTC")
     return create_engine(u, **kwargs)
+
+
+def check_sqlite_path(url: URL, must_exist: bool = False) -> None:
+    """Raise :class:`DatabaseUnavailable` naming the path when a SQLite file cannot be there."""
+    path = Path(url.database or "")
+    shown = redact(url)
+    if not path.parent.is_dir():
+        raise DatabaseUnavailable(
+            f"database {shown}: the folder {str(path.parent)!r} does not exist; "
+            f"create it (mkdir -p) or correct the path (nothing was created)"
+        )
+    if path.is_dir():
+        raise DatabaseUnavailable(f"database {shown}: {str(path)!r} is a folder, not a file")
+    if must_exist and not path.exists():
+        raise DatabaseUnavailable(
+            f"database {shown}: there is no file {str(path)!r}; create it with "
+            f"'RestPusher.py migrate', or correct the path (nothing was created)"
+        )
 
 
 def _configure_sqlite(engine: Engine) -> None:

@@ -7,9 +7,11 @@ there.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import logging.handlers
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
@@ -64,3 +66,26 @@ def configure_logging(
     for problem in problems:
         logging.getLogger("cogent").warning(problem)
     return problems
+
+
+@contextlib.contextmanager
+def quiet_console(*names: str) -> Iterator[None]:
+    """Leave the INFO lines of loggers ``names`` out of the console (not the log file)
+    while a progress display says the same thing in one line."""
+
+    def keep(record: logging.LogRecord) -> bool:
+        quiet = any(record.name == n or record.name.startswith(n + ".") for n in names)
+        return not (quiet and record.levelno <= logging.INFO)
+
+    consoles = [
+        h
+        for h in logging.getLogger().handlers
+        if isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler)
+    ]
+    for handler in consoles:
+        handler.addFilter(keep)
+    try:
+        yield
+    finally:
+        for handler in consoles:
+            handler.removeFilter(keep)

@@ -50,11 +50,17 @@ class Pusher:
         except CogentError as exc:
             log.error("%s: cycle failed: %s", name, exc)
             return RemoteReport(
-                name, ok=False, error=str(exc), permanent=isinstance(exc, PermanentError)
+                name,
+                ok=False,
+                error=str(exc),
+                permanent=isinstance(exc, PermanentError),
+                failure=type(exc),
             )
         except Exception as exc:  # a bug must not kill an unattended daemon
             log.exception("%s: unexpected error", name)
-            return RemoteReport(name, ok=False, error=f"{exc.__class__.__name__}: {exc}")
+            return RemoteReport(
+                name, ok=False, error=f"{exc.__class__.__name__}: {exc}", failure=type(exc)
+            )
         log.info(
             "%s: cycle done: %d rows sent in %.1f s, %d requests, %d bytes out, %d bytes in",
             name,

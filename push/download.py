@@ -12,7 +12,6 @@ back; rows logged afterwards are pushed as usual.
 from __future__ import annotations
 
 import logging
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -22,7 +21,7 @@ from sqlalchemy import Connection, Engine, Table, insert, select
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 
 from base.db import write_engine
-from base.errors import PermanentError
+from base.errors import ConfigError
 from models import (
     RESTORED_SEQ,
     Deployment,
@@ -46,8 +45,9 @@ log = logging.getLogger(__name__)
 PAGE = 5000
 
 
-class NothingToDownload(PermanentError):
-    """The remote has no house matching what was asked for (or the key may not see it)."""
+class NothingToDownload(ConfigError):
+    """The remote has no house matching what was asked for (or the key may not see it):
+    the option names nothing, a usage error (exit 2)."""
 
 
 def _time(raw: str | None) -> datetime | None:
@@ -59,13 +59,50 @@ def _time(raw: str | None) -> datetime | None:
 
 @dataclass
 class DownloadReport:
-    houses: list[str] = field(default_factory=list)
-    readings: int = 0
+    """What a download did. Rows of pages fetched by an earlier, interrupted run are not
+    fetched again: they count as already here, as do rows fetched and found present."""
+
+    houses: list[str] = field(default_factory=list)  # started (every one when complete)
+    wanted: int = 0  # houses asked for
+    readings: int = 0  # inserted by this run
     node_states: int = 0
-    skipped: int = 0  # already present locally
+    remote_readings: int = 0  # on the remote, in the houses started
+    remote_states: int = 0
+    complete_before: int = 0  # houses this run found with nothing left to insert
+
+    @property
+    def already_readings(self) -> int:
+        return max(0, self.remote_readings - self.readings)
+
+    @property
+    def already_states(self) -> int:
+        return max(0, self.remote_states - self.node_states)
+
+    @property
+    def skipped(self) -> int:
+        return self.already_readings + self.already_states
+
+    def describe(self, remote: str, complete: bool = True) -> str:
+        new = f"{self.readings} readings and {self.node_states} node states"
+        if not complete:
+            return (
+                f"{new} restored from {remote} so far, in {len(self.houses)} of "
+                f"{self.wanted} house(s)"
+            )
+        text = f"restored {len(self.houses)} house(s) from {remote}: {new} new"
+        if self.skipped:
+            text += (
+                f"; {self.already_readings} readings and {self.already_states} node states "
+                f"were already here"
+            )
+            if self.complete_before:
+                text += f" ({self.complete_before} house(s) already complete)"
+        else:
+            text += " (0 were already here)"
+        return text
 
 
-Progress = Callable[[str, int, int], None]  # (what, done, total)
+Progress = Callable[[str, int, int], None]  # (what, done, total), after every page
 
 
 class Downloader:
@@ -83,6 +120,7 @@ class Downloader:
         self.store = LocalStore(engine)
         self.progress = progress
         self.page = page
+        self._done = self._total = 0  # rows of the houses being downloaded, for progress
 
     # -- which houses --------------------------------------------------------------------------
     def remote_houses(
@@ -119,37 +157,50 @@ class Downloader:
             after = page[-1]["id"]
 
     # -- the whole job -------------------------------------------------------------------------
-    def run(self, houses: list[dict[str, Any]]) -> DownloadReport:
-        report = DownloadReport()
-        for house in houses:
+    def run(
+        self, houses: list[dict[str, Any]], report: DownloadReport | None = None
+    ) -> DownloadReport:
+        """Download ``houses``, filling ``report`` as it goes (so that an interrupted run
+        still says what it did)."""
+        report = report if report is not None else DownloadReport()
+        report.wanted = len(houses)
+        totals = [self._totals(h["id"]) for h in houses]
+        self._total = sum(r + s for r, s in totals)
+        self._done = 0
+        for house, (readings, states) in zip(houses, totals, strict=True):
             locations, nodes = self._metadata(house)
             report.houses.append(house["address"])
-            totals = self._totals(house["id"])
-            done = 0
+            report.remote_readings += readings
+            report.remote_states += states
+            inserted = report.readings + report.node_states
             for remote_loc, local_loc in locations.items():
-                done = self._stream(
+                self._stream(
                     report,
                     "Reading",
                     f"location:{remote_loc}",
                     {"locationId": remote_loc},
                     {"locationId": local_loc},
-                    done,
-                    totals[0],
                     house["address"],
                 )
-            done = 0
             for node_id in nodes:
-                done = self._stream(
+                self._stream(
                     report,
                     "NodeState",
                     f"node:{node_id}",
                     {"nodeId": node_id},
                     {},
-                    done,
-                    totals[1],
                     house["address"],
                 )
+            if report.readings + report.node_states == inserted:
+                report.complete_before += 1
+            # Pages an earlier run fetched are not fetched again: count them as done.
+            self._done = sum(r + s for r, s in totals[: len(report.houses)])
+            self._show(house["address"])
         return report
+
+    def _show(self, house: str) -> None:
+        if self.progress:
+            self.progress(house, self._done, self._total)
 
     def _totals(self, remote_house: int) -> tuple[int, int]:
         readings = self.client.get("summary/reading/", {"houseId": remote_house}) or []
@@ -272,10 +323,8 @@ class Downloader:
         scope: str,
         params: dict[str, Any],
         overrides: dict[str, Any],
-        done: int,
-        total: int,
         house: str,
-    ) -> int:
+    ) -> None:
         stream = f"download:{table_name}:{scope}"
         after = self.store.cursor(self.remote, stream)
         path = "reading/" if table_name == "Reading" else "nodestate/"
@@ -288,7 +337,7 @@ class Downloader:
                 or []
             )
             if not page:
-                return done
+                return
             rows = [self._local_row(table_name, r, overrides) for r in page]
             after = int(page[-1]["id"])
             with self.writer.begin() as conn:
@@ -298,12 +347,10 @@ class Downloader:
                 report.readings += inserted
             else:
                 report.node_states += inserted
-            report.skipped += len(rows) - inserted
-            done += len(rows)
-            if self.progress:
-                self.progress(f"{house}: {table_name}", done, total)
+            self._done += len(rows)
+            self._show(house)
             if len(page) < self.page:
-                return done
+                return
 
     @staticmethod
     def _local_row(table_name: str, row: dict[str, Any], overrides: dict[str, Any]) -> dict:
@@ -332,27 +379,3 @@ class Downloader:
             ["remote", "stream"],
             ["position", "updated"],
         )
-
-
-def terminal_progress(stream: Any = None) -> Progress:
-    """A one-line progress bar on a terminal; a log line every ~10 % otherwise."""
-    out = stream or sys.stderr
-    tty = hasattr(out, "isatty") and out.isatty()
-    last: dict[str, int] = {}
-
-    def show(what: str, done: int, total: int) -> None:
-        pct = int(100 * done / total) if total else 100
-        if tty:
-            width = 30
-            filled = width * min(pct, 100) // 100
-            out.write(
-                f"\r{what}: [{'#' * filled}{'.' * (width - filled)}] {done}/{total} ({pct}%)   "
-            )
-            if done >= total:
-                out.write("\n")
-            out.flush()
-        elif pct // 10 != last.get(what, -1) or done >= total:
-            last[what] = pct // 10
-            log.info("%s: %d of %d rows (%d%%)", what, done, total, pct)
-
-    return show

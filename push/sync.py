@@ -73,6 +73,7 @@ class RemoteReport:
     seconds: float = 0.0
     stopped: bool = False
     permanent: bool = False
+    failure: type[BaseException] | None = None  # the class of what failed: the exit code
 
     @property
     def sent(self) -> int:

@@ -10,17 +10,18 @@ the number of groups (days times series), never with the number of rows.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 
-from models import House, Location, NodeState, Reading, Room, SensorType, SyncRejected
+from models import House, Location, Node, NodeState, Reading, Room, SensorType, SyncRejected
 from models.summary import iter_summary, nodestate_summary, reading_summary
 from push.client import RemoteClient
 from push.metadata import MetadataMapper
+from push.progress import Progress
 from push.store import LocalStore
 from push.streams import NODE_STATES, READINGS, Stream, encode
 
@@ -62,37 +63,86 @@ class Difference:
 
 @dataclass
 class HouseComparison:
+    """One house on both sides. Rows set aside for the remote are counted locally but left
+    out of the comparison: they are known not to be there."""
+
     house_id: int
     address: str
     remote_id: int | None
-    local_readings: int = 0
+    local_readings: int = 0  # every local reading of the house, set aside or not
     remote_readings: int = 0
     local_states: int = 0
     remote_states: int = 0
+    aside_readings: int = 0  # of the local ones, set aside for this remote
+    aside_states: int = 0
     differences: list[Difference] = field(default_factory=list)
 
     @property
     def same(self) -> bool:
         return self.remote_id is not None and not self.differences
 
+    @property
+    def compared_readings(self) -> int:
+        return self.local_readings - self.aside_readings
+
+    @property
+    def compared_states(self) -> int:
+        return self.local_states - self.aside_states
+
     def verdict(self) -> str:
         if self.remote_id is None:
+            if self.aside_readings + self.aside_states and not (
+                self.compared_readings or self.compared_states
+            ):
+                return "not on the remote: every row of it was set aside (see 'rows set aside')"
             return "not on the remote yet (the pusher has not mapped this house)"
         if self.same:
             return "Local and remote are the same"
-        ahead = self.local_readings - self.remote_readings
-        if ahead > 0:
-            return f"local is ahead by {ahead} readings ({len(self.differences)} ranges differ)"
-        if ahead < 0:
-            return f"local is behind by {-ahead} readings ({len(self.differences)} ranges differ)"
-        return f"same counts, {len(self.differences)} ranges differ in values"
+        parts = []
+        for what, here, there in (
+            ("reading", self.compared_readings, self.remote_readings),
+            ("node state", self.compared_states, self.remote_states),
+        ):
+            if here > there:
+                parts.append(f"{_rows(here - there, what)} missing on the remote")
+            elif there > here:
+                parts.append(f"the remote has {_rows(there - here, what)} more")
+        if not parts:
+            parts.append("same counts, but rows, values or times differ")
+        n = len(self.differences)
+        ranges = f"{n} range{'' if n == 1 else 's'} differ{'s' if n == 1 else ''}"
+        return f"{'; '.join(parts)} ({ranges}: 'RestPusher.py verify' lists them)"
 
     def summary_line(self) -> str:
+        aside = ""
+        if (self.aside_readings, self.aside_states) == (self.local_readings, self.local_states):
+            aside = " (all set aside)" if self.local_readings + self.local_states else ""
+        elif self.aside_readings or self.aside_states:
+            aside = (
+                f" ({self.aside_readings} readings / {self.aside_states} node states of them "
+                f"set aside)"
+            )
+        remote = (
+            f"remote {self.remote_readings} / {self.remote_states}"
+            if self.remote_id is not None
+            else "remote -"
+        )
         return (
             f"house {self.address!r}: local {self.local_readings} readings / "
-            f"{self.local_states} node states, remote {self.remote_readings} / "
-            f"{self.remote_states}: {self.verdict()}"
+            f"{self.local_states} node states{aside}, {remote}: {self.verdict()}"
         )
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "address": self.address,
+            "on_remote": self.remote_id is not None,
+            "same": self.same,
+            "local": {"readings": self.local_readings, "node_states": self.local_states},
+            "set_aside": {"readings": self.aside_readings, "node_states": self.aside_states},
+            "remote": {"readings": self.remote_readings, "node_states": self.remote_states},
+            "ranges_differ": len(self.differences),
+            "verdict": self.verdict(),
+        }
 
 
 class Verifier:
@@ -121,8 +171,18 @@ class Verifier:
             }
         return rows
 
-    def compare(self, only: Iterable[int] | None = None) -> list[HouseComparison]:
-        return [self.compare_house(hid, address) for hid, address in self.houses(only)]
+    def compare(
+        self, only: Iterable[int] | None = None, progress: Progress | None = None
+    ) -> list[HouseComparison]:
+        houses = self.houses(only)
+        if progress is not None:
+            progress.total = len(houses)
+        out = []
+        for hid, address in houses:
+            out.append(self.compare_house(hid, address))
+            if progress is not None:
+                progress.advance(1)
+        return out
 
     def compare_house(self, house_id: int, address: str) -> HouseComparison:
         remote_house = self.mapper.remote_id("house", house_id)
@@ -138,8 +198,9 @@ class Verifier:
             ),
             "nodestate",
         )
-        result.local_readings = sum(v[0] for v in local_r.values())
-        result.local_states = sum(v[0] for v in local_s.values())
+        result.aside_readings, result.aside_states = self._aside_in_house(house_id)
+        result.local_readings = sum(v[0] for v in local_r.values()) + result.aside_readings
+        result.local_states = sum(v[0] for v in local_s.values()) + result.aside_states
         if remote_house is None:
             return result
         remote_r = self._remote("summary/reading/", remote_house, "reading")
@@ -156,6 +217,24 @@ class Verifier:
                         self._difference(kind, key, local.get(key), remote.get(key))
                     )
         return result
+
+    def _aside_in_house(self, house_id: int) -> tuple[int, int]:
+        """Readings and node states of the house set aside for this remote (houses as the
+        summaries see them: readings by their location, node states by their node's)."""
+        locations = select(Location.id).where(Location.houseId == house_id)
+        nodes = select(Node.id).where(Node.locationId.in_(locations))
+        readings = (
+            select(func.count())
+            .select_from(Reading)
+            .where(Reading.id.in_(self._aside("Reading")), Reading.locationId.in_(locations))
+        )
+        states = (
+            select(func.count())
+            .select_from(NodeState)
+            .where(NodeState.id.in_(self._aside("NodeState")), NodeState.nodeId.in_(nodes))
+        )
+        with self.engine.connect() as conn:
+            return int(conn.execute(readings).scalar_one()), int(conn.execute(states).scalar_one())
 
     def _aside(self, table: str) -> Any:
         return select(SyncRejected.localId).where(
@@ -196,23 +275,24 @@ class Verifier:
         self,
         comparisons: list[HouseComparison],
         batch: int,
-        progress: Callable[[str], None] | None = None,
+        progress: Progress | None = None,
     ) -> int:
         """Re-send the local rows of every range that differs; return how many were sent."""
+        todo = [d for c in comparisons for d in c.differences if d.local_count]
+        if progress is not None:
+            progress.total = sum(d.local_count for d in todo)
         sent = 0
-        for comparison in comparisons:
-            for diff in comparison.differences:
-                if diff.local_count == 0:
-                    continue  # nothing local to send; only a download can restore these
-                rows = self._rows(diff)
-                for i in range(0, len(rows), batch):
-                    stream: Stream = READINGS if diff.kind == "reading" else NODE_STATES
-                    encoded = encode(stream, rows[i : i + batch], self.mapper)
-                    if encoded.count:
-                        self.client.send_batch(encoded.payload)
-                        sent += encoded.count
-                if progress:
-                    progress(f"re-sent {len(rows)} rows for {diff.describe()}")
+        for diff in todo:  # ranges with no local rows: only a download can restore them
+            rows = self._rows(diff)
+            for i in range(0, len(rows), batch):
+                stream: Stream = READINGS if diff.kind == "reading" else NODE_STATES
+                encoded = encode(stream, rows[i : i + batch], self.mapper)
+                if encoded.count:
+                    self.client.send_batch(encoded.payload)
+                    sent += encoded.count
+            log.info("re-sent %d rows for %s", len(rows), diff.describe())
+            if progress is not None:
+                progress.advance(len(rows))
         return sent
 
     def _rows(self, diff: Difference) -> list[Any]:
@@ -244,3 +324,7 @@ def _sums(kind: str, row: dict[str, Any]) -> Sums:
     if kind == "reading":
         return (int(row["count"]), int(row["valueSum"]), int(row["timeSum"]))
     return (int(row["count"]), int(row["timeSum"]), int(row["seqSum"]))
+
+
+def _rows(n: int, what: str) -> str:
+    return f"{n} {what}" if n == 1 else f"{n} {what}s"

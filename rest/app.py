@@ -13,6 +13,7 @@ from fastapi.openapi.utils import get_openapi
 from rest import APPLICATION, __version__
 from rest.auth import refuse_keys_in_query
 from rest.errors import install_error_handlers
+from rest.pages import install_offline_docs
 from rest.responses import JSONBytesResponse
 from rest.routes import resources, summary, sync, version
 from rest.settings import Settings
@@ -41,6 +42,8 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
         default_response_class=JSONBytesResponse,
         dependencies=[Depends(refuse_keys_in_query)],
+        docs_url=None,  # served from local files instead of a CDN: rest/pages.py
+        redoc_url=None,
     )
     app.state.cogent = state
     # Pages of readings compress ~10x; base stations on 3G links ask for gzip.
@@ -52,6 +55,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(resources.build_router())
     app.include_router(resources.build_fallback_router())
     _add_security_scheme(app)
+    install_offline_docs(app)
     return app
 
 

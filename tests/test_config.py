@@ -84,3 +84,27 @@ def test_garbage_pushlimit_is_a_config_error_never_a_crash(raw):
     except ConfigError:
         return
     assert 1 <= n <= 1_000_000
+
+
+def test_relative_paths_are_taken_from_cogent_state_dir_when_set(tmp_path, monkeypatch):
+    """The unit keeps its configuration in read-only /etc/cogent and sets COGENT_STATE_DIR:
+    state must land there, not next to the configuration."""
+    etc, state = tmp_path / "etc", tmp_path / "state"
+    etc.mkdir()
+    conf = etc / "synchronise.conf"
+    conf.write_text("[general]\nlocalurl = sqlite:///var/base.db\nlogfile = var/push.log\n")
+    monkeypatch.setenv("COGENT_STATE_DIR", str(state))
+    config = load_config(conf)
+    assert config.localurl == f"sqlite:///{state}/var/base.db"
+    assert (config.logfile, config.lockfile, config.pidfile) == (
+        f"{state}/var/push.log", f"{state}/var/restpusher.lock", f"{state}/var/restpusher.pid"
+    )
+    absolute = etc / "abs.conf"
+    absolute.write_text("[general]\nlocalurl = sqlite:////data/base.db\nlockfile = /run/x.lock\n")
+    config = load_config(absolute)
+    assert config.localurl == "sqlite:////data/base.db" and config.lockfile == "/run/x.lock"
+    monkeypatch.delenv("COGENT_STATE_DIR")
+    assert load_config(conf).localurl == f"sqlite:///{etc}/var/base.db"
+    monkeypatch.setenv("COGENT_STATE_DIR", "relative/dir")
+    with pytest.raises(ConfigError, match="must be an absolute path"):
+        load_config(conf)

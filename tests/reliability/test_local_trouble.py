@@ -238,7 +238,7 @@ def remote_behind(pair, *, watch: float, synctime: float, backoff_max: float) ->
             attempts = daemon.output.count("cycle failed")
             assert row_count(pair.remote, Reading) == 0  # nothing pushed into the old schema
             status = run_pusher(config.path, "status")
-            assert status.returncode == 1, status.stderr  # unhealthy: the schemas differ
+            assert status.returncode == 6, status.stderr  # the schemas differ
             assert "schema: MISMATCH" in status.stdout, status.stdout
             assert "operator must run 'alembic -x url=SERVER_DB_URL upgrade head'" in (
                 status.stdout)
@@ -279,9 +279,14 @@ def test_local_database_without_a_schema_is_refused_with_the_command_to_run(pair
     config = pair.config()
     text_ = config.path.read_text().replace(pair.local, fresh)
     config.path.write_text(text_)
-    once = run_pusher(config.path, "once")
-    assert once.returncode == 2, once.stdout + once.stderr  # a person must act: not a retry
+    once = run_pusher(config.path, "once")  # no such file: an error that creates nothing
+    assert once.returncode == 7, once.stdout + once.stderr
     said = once.stdout + once.stderr
-    assert "has no schema yet" in said and "upgrade head" in said, said
+    assert "there is no file" in said and "RestPusher.py migrate" in said, said
+    assert not os.path.exists(tmp_path / "fresh.db")
+    make_engine(fresh).connect().close()  # an empty database: there, but no schema
+    once = run_pusher(config.path, "once")
+    assert once.returncode == 6, once.stdout + once.stderr  # a person must act: not a retry
+    said = once.stdout + once.stderr
+    assert "is at schema revision (none)" in said and "migrate" in said, said
     assert "Traceback" not in said
-    assert os.path.exists(tmp_path / "fresh.db")
