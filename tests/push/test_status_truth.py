@@ -71,7 +71,10 @@ def test_status_counts_the_local_rows_of_a_house_the_server_refused(pair):
     assert "(all set aside), remote -: not on the remote: every row of it was set aside" in out
     # Grouped by cause, house, node and type with their time range, and the command that fixes
     # them; no local row ids.
-    assert "house '1 Mill Lane' in deployment 'Trial 2026' belongs to another site" in out
+    assert (
+        "a house with this deployment and address is already on this server and is not this "
+        "key's site's; ask the server's operator" in out
+    )
     assert "house '1 Mill Lane', node 101, Temperature: 288 readings, 2026-01-05 00:00 to" in out
     assert f'RestPusher.py -c {conf} retry --remote central --reason "house ' in out
     assert " id " not in out
