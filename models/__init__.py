@@ -6,6 +6,7 @@ from models.catalogue import NodeType, RoomType, SensorType
 from models.deployment import Deployment, House, Location, Room
 from models.node import Node, Sensor
 from models.readings import RESTORED_SEQ, NodeState, Reading
+from models.stations import StationStatus
 from models.sync import SyncCursor, SyncIdMap, SyncRejected, SyncRemote, SyncSequence
 
 # The tables people and programs browse at /rest/<lower-cased table name>/.
@@ -41,6 +42,7 @@ __all__ = [
     "Sensor",
     "SensorType",
     "Site",
+    "StationStatus",
     "SyncCursor",
     "SyncIdMap",
     "SyncRejected",
