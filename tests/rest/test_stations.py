@@ -1,4 +1,4 @@
-"""Station check-ins: one row per (site, host), latest report wins, offset = station minus server."""
+"""Station check-ins: one row per (site, host), latest wins, offset = station minus server."""
 
 from __future__ import annotations
 
