@@ -1,6 +1,6 @@
 """The database's own upsert, built with SQLAlchemy's dialect-specific insert constructs.
 
-For MySQL/MariaDB, :func:`upsert_literal_rows` writes the same upsert as multi-row
+For MySQL/MariaDB, :func:`insert_literal_rows` writes the same upsert as multi-row
 ``INSERT … VALUES (…),(…) ON DUPLICATE KEY UPDATE`` text built directly from
 validated ints, floats and times: the driver's per-value escaping was most of the
 server's CPU time on the batch path (docs/BENCHMARKS.md).
