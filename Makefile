@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench bench-quick torture clean test-tools
+.PHONY: demo test check lint bench bench-quick torture clean test-tools
 
 # The base station itself needs only `pip install -e .`; the demo and the tests also run the
 # server, so they install its extra too ([test] includes [server]).
@@ -26,6 +26,10 @@ demo: $(STAMP)
 ## test: the whole suite (needs MariaDB and PostgreSQL on 127.0.0.1; skipped locally if absent, fatal under CI=true)
 test: $(STAMP) lint $(TEST_TOOLS)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+## check: the fast lane: lint, then the tests that start no server and no subprocess (SQLite)
+check: $(STAMP) lint
+	COGENT_FAST_LANE=1 $(PY) -m pytest -q -m "not slow and not mysql and not postgresql" $(PYTEST_ARGS)
 
 ## test-tools: Debian's chromium + chromium-driver (the offline /docs page test) and systemd's
 ## systemd-analyze (the deployment test), from apt when missing; needs root

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -11,6 +13,35 @@ from sqlalchemy import Engine
 from base.db import make_engine
 from base.migrate import upgrade
 from tests.dbs import BACKENDS, Databases, make_workdir, require
+
+# Fixtures that start a server process: a test using one is `slow` (not in `make check`).
+SERVER_FIXTURES = frozenset({"live_server", "server", "pair", "_rest_servers", "fuzz_server"})
+FAST_LANE_ENV = "COGENT_FAST_LANE"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(autouse=True)
+def _fast_lane_starts_no_process(request: pytest.FixtureRequest) -> Iterator[None]:
+    """In `make check`, a test that starts a subprocess without being marked slow fails, so
+    the fast lane stays fast as tests are added."""
+    if not os.environ.get(FAST_LANE_ENV) or request.node.get_closest_marker("slow"):
+        yield
+        return
+    real_init = subprocess.Popen.__init__
+
+    def refuse(self: subprocess.Popen, *args: object, **kwargs: object) -> None:
+        pytest.fail(f"{request.node.nodeid} starts a subprocess: mark it `slow`", pytrace=False)
+
+    subprocess.Popen.__init__ = refuse  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        subprocess.Popen.__init__ = real_init  # type: ignore[method-assign]
 
 
 @pytest.fixture(scope="session")

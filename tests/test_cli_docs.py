@@ -52,6 +52,7 @@ def test_every_command_is_in_the_readme(command):
     assert f"`{command}" in README or command in README, f"README does not mention {command!r}"
 
 
+@pytest.mark.slow  # starts a subprocess
 def test_restpusher_help_runs_from_a_checkout():
     done = subprocess.run(
         [sys.executable, "RestPusher.py", "--help"],

@@ -33,6 +33,7 @@ def test_redact_hides_the_password():
     assert "secret" not in redact("mysql://u:secret@h/db")
 
 
+@pytest.mark.slow  # starts a subprocess
 def test_malloc_arenas_are_capped_unless_the_operator_chose(monkeypatch):
     from base.memory import limit_malloc_arenas
 

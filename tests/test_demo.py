@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
 
 from base.db import make_engine
@@ -14,6 +15,7 @@ from models import NodeState, Reading
 REPO = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.slow  # starts a subprocess
 def test_the_demo_pushes_the_simulated_house_and_says_local_and_remote_are_the_same(tmp_path):
     work = tmp_path / "demo"
     done = subprocess.run(

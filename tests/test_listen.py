@@ -367,6 +367,7 @@ def start_listener(url: str, tmp_path: Path, *extra: str) -> tuple[subprocess.Po
     raise AssertionError(f"listener did not start: {log.read_text()}")
 
 
+@pytest.mark.slow  # starts a subprocess
 def test_kill_9_mid_stream_loses_no_acknowledged_line(sqlite_url, tmp_path):
     proc, port, log = start_listener(sqlite_url, tmp_path)
     total = 20_000
@@ -420,6 +421,7 @@ def test_kill_9_mid_stream_loses_no_acknowledged_line(sqlite_url, tmp_path):
     assert "Traceback" not in log.read_text()
 
 
+@pytest.mark.slow  # starts a subprocess
 def test_sigterm_commits_and_acknowledges_what_was_read(sqlite_url, tmp_path):
     proc, port, log = start_listener(
         sqlite_url, tmp_path, "--batch-lines", "100000", "--batch-seconds", "60"
@@ -448,6 +450,7 @@ def cogent_base() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "base.cli"]
 
 
+@pytest.mark.slow  # starts a subprocess
 def test_stdin_mode_records_lines_until_eof_and_acks_on_stdout(sqlite_url, tmp_path):
     conf = tmp_path / "synchronise.conf"
     conf.write_text(f"[general]\nlocalurl = {sqlite_url}\n\n[listen]\nnode.20 = T,RH\n")
@@ -472,6 +475,7 @@ def test_stdin_mode_records_lines_until_eof_and_acks_on_stdout(sqlite_url, tmp_p
     engine.dispose()
 
 
+@pytest.mark.slow  # starts a subprocess
 def test_listen_cli_errors_are_one_line(sqlite_url, tmp_path, capsys):
     from base.cli import main
 

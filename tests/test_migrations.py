@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from alembic import command
 from sqlalchemy import inspect, select
 
@@ -76,6 +77,7 @@ def test_alembic_without_any_url_says_how_to_give_one(tmp_path, monkeypatch):
         resolve_url({})
 
 
+@pytest.mark.slow  # starts a subprocess
 def test_alembic_command_line_upgrades_the_database_in_x_url(tmp_path):
     import subprocess
     import sys

@@ -326,6 +326,7 @@ def cogent_rest(capsys, *args: str) -> str:
     return capsys.readouterr().out
 
 
+@pytest.mark.slow  # starts a subprocess
 @pytest.mark.parametrize("backend", [pytest.param("sqlite", id="sqlite")])
 def test_keys_are_hashed_at_rest_and_never_in_logs_databases_or_output(make_db, tmp_path,
                                                                           capsys):

@@ -302,6 +302,7 @@ def send_half_a_body(server: LiveServer, key: str, path: str, body: bytes) -> No
             s.recv(100)  # whatever the server does now, nobody is there to read it
 
 
+@pytest.mark.slow  # starts a subprocess
 @pytest.mark.parametrize("backend", [pytest.param("sqlite", id="sqlite")])
 def test_client_gone_mid_body_writes_nothing_and_is_not_logged_as_a_server_error(make_db):
     url = make_db("gone")

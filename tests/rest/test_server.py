@@ -112,6 +112,7 @@ def test_every_subcommand_has_help(run_cli):
     assert "COGENT_DB_URL" in run_cli("serve").stderr
 
 
+@pytest.mark.slow  # starts a subprocess
 def test_python_dash_m_rest_is_the_same_cli():
     result = subprocess.run(
         [sys.executable, "-m", "rest", "keys", "--help"], cwd=REPO, capture_output=True, text=True
@@ -180,6 +181,7 @@ def test_live_server_fixture_restarts_on_the_same_port(live_server):
     assert httpx.get(live_server.url + "version/").status_code == 200
 
 
+@pytest.mark.slow  # starts a subprocess
 def test_keys_never_reach_the_log_even_when_sent_in_the_url(sqlite_url):
     live = start_server(sqlite_url, log_level="info", workers=2)
     try:
