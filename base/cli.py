@@ -14,6 +14,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,6 +31,7 @@ from base.listen import (
     load_listen_config,
     parse_mapping_value,
 )
+from base.listen.settings import KEYS as LISTEN_KEYS
 from base.logs import configure_logging
 from base.migrate import current_revision, upgrade
 from base.simulate import DEFAULT_SENSORS, SUPPORTED, Plan, Progress, backfill, run_realtime
@@ -244,39 +246,21 @@ def _database_url(args: argparse.Namespace) -> str:
 
 
 def _listen_config(args: argparse.Namespace) -> ListenConfig:
+    """The [listen] section, then the command line's options, through the same converters."""
     path = find_config_path(args.config)
-    cfg = load_listen_config(path) if (args.config or path.is_file()) else ListenConfig()
+    overrides = {
+        key: str(getattr(args, key))
+        for key in LISTEN_KEYS
+        if getattr(args, key, None) is not None
+    }
+    cfg = load_listen_config(path if (args.config or path.is_file()) else None, overrides)
     mapping = dict(cfg.mapping)
     for entry in args.map:
         node, sep, spec = entry.partition("=")
         if not sep or not node.strip().isdigit():
             raise ConfigError(f"--map {entry!r}: write NODE=TYPES, e.g. 10=T,RH,BAT")
         mapping[int(node)] = parse_mapping_value(f"node.{node.strip()}", spec)
-    overrides: dict[str, Any] = {
-        "host": args.host,
-        "port": args.port,
-        "format": args.format,
-        "unknown_nodes": args.unknown_nodes,
-        "batch_lines": args.batch_lines,
-        "batch_seconds": args.batch_seconds,
-    }
-    values = {k: v for k, v in overrides.items() if v is not None}
-    if "port" in values and not 0 <= values["port"] <= 65535:
-        raise ConfigError(f"--port {values['port']}: use 0..65535")
-    if values.get("batch_lines", 1) < 1 or values.get("batch_seconds", 1) <= 0:
-        raise ConfigError("--batch-lines and --batch-seconds must be positive")
-    return ListenConfig(
-        **{
-            "host": cfg.host,
-            "port": cfg.port,
-            "format": cfg.format,
-            "unknown_nodes": cfg.unknown_nodes,
-            "batch_lines": cfg.batch_lines,
-            "batch_seconds": cfg.batch_seconds,
-            **values,
-            "mapping": mapping,
-        }
-    )
+    return replace(cfg, mapping=mapping)
 
 
 class _ProgressPrinter:

@@ -32,6 +32,7 @@ class ConfigError(PermanentError):
         elif section:
             where = f"[{section}]: "
         super().__init__(where + message)
+        self.reason = message
         self.section = section
         self.key = key
 

@@ -256,6 +256,26 @@ def test_listen_section_defaults_and_values():
     assert cfg.mapping == {5: (("T", 1.0), ("RH", 1.0))}
 
 
+@pytest.mark.parametrize(
+    "key, raw",
+    [("port", "70000"), ("batch_lines", "0"), ("batch_seconds", "nan"), ("format", "xml")],
+)
+def test_a_bad_value_is_refused_in_the_same_words_from_the_file_and_the_command_line(key, raw):
+    with pytest.raises(ConfigError) as in_file:
+        config_from(f"[listen]\n{key} = {raw}")
+    parser = configparser.ConfigParser()
+    with pytest.raises(ConfigError) as on_command_line:
+        parse_listen_section(parser, {key: raw})
+    assert str(on_command_line.value) == f"--{key.replace('_', '-')}: {in_file.value.reason}"
+
+
+def test_command_line_options_override_the_file():
+    parser = configparser.ConfigParser()
+    parser.read_string("[listen]\nport = 7000\nbatch_lines = 10\n")
+    cfg = parse_listen_section(parser, {"port": "0"})
+    assert (cfg.port, cfg.batch_lines) == (0, 10)
+
+
 # --------------------------------------------------------------------- TCP, in process
 
 

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from base.convert import Converter, choice, integer, number, text
 from base.errors import ConfigError
 
 SECTION = "listen"
@@ -67,78 +68,62 @@ def parse_mapping_value(key: str, raw: str) -> tuple[FieldSpec, ...]:
     return tuple(fields)
 
 
-def parse_listen_section(parser: configparser.ConfigParser) -> ListenConfig:
-    """Validate the ``[listen]`` section of an already-read configuration (defaults if absent)."""
-    if not parser.has_section(SECTION):
-        return ListenConfig()
-    sec = parser[SECTION]
-    cfg = ListenConfig()
+# Every plain key of the section, its converter, and the command-line option of the same name.
+KEYS: dict[str, Converter] = {
+    "host": text(DEFAULT_HOST),
+    "port": integer(SECTION, 0, 65535),
+    "format": choice(SECTION, FORMATS),
+    "unknown_nodes": choice(SECTION, UNKNOWN_NODES),
+    "batch_lines": integer(SECTION, 1, 100_000),
+    "batch_seconds": number(SECTION, 0.01, 3600),
+}
+
+
+def parse_listen_section(
+    parser: configparser.ConfigParser, overrides: Mapping[str, str] | None = None
+) -> ListenConfig:
+    """Validate the ``[listen]`` section of an already-read configuration (defaults if absent),
+    then ``overrides`` (raw text by key, from the command line) through the same converters."""
+    raw: dict[str, str] = {}
     mapping: dict[int, tuple[FieldSpec, ...]] = {}
-    for key, raw in sec.items():
-        value = raw.strip()
+    items = parser[SECTION].items() if parser.has_section(SECTION) else ()
+    for key, value in items:
         m = _NODE_KEY.match(key)
         if m:
             node = int(m.group(1))
             if node > MAX_NODE_ID:
                 raise ConfigError(f"node id {node} is too large", section=SECTION, key=key)
-            mapping[node] = parse_mapping_value(key, value)
-        elif key == "host":
-            cfg = replace(cfg, host=value or DEFAULT_HOST)
-        elif key == "port":
-            cfg = replace(cfg, port=_int(key, value, 0, 65535))
-        elif key == "format":
-            cfg = replace(cfg, format=_choice(key, value, FORMATS))
-        elif key == "unknown_nodes":
-            cfg = replace(cfg, unknown_nodes=_choice(key, value, UNKNOWN_NODES))
-        elif key == "batch_lines":
-            cfg = replace(cfg, batch_lines=_int(key, value, 1, 100_000))
-        elif key == "batch_seconds":
-            cfg = replace(cfg, batch_seconds=_float(key, value, 0.01, 3600))
+            mapping[node] = parse_mapping_value(key, value.strip())
+        elif key in KEYS:
+            raw[key] = value.strip()
         else:
             raise ConfigError(
-                f"unknown key {key!r}; valid keys are: batch_lines, batch_seconds, format, "
-                f"host, node.<id>, port, unknown_nodes",
+                f"unknown key {key!r}; valid keys are: {', '.join(sorted([*KEYS, 'node.<id>']))}",
                 section=SECTION,
                 key=key,
             )
-    return replace(cfg, mapping=mapping)
+    values = {key: KEYS[key](key, value) for key, value in raw.items()}
+    for key, value in (overrides or {}).items():
+        try:
+            values[key] = KEYS[key](key, value)
+        except ConfigError as exc:
+            raise ConfigError(f"--{key.replace('_', '-')}: {exc.reason}") from None
+    return replace(ListenConfig(), mapping=mapping, **values)  # type: ignore[arg-type]
 
 
-def load_listen_config(path: str | os.PathLike[str]) -> ListenConfig:
-    """The ``[listen]`` section of ``path`` (usually synchronise.conf); defaults if absent."""
+def load_listen_config(
+    path: str | os.PathLike[str] | None, overrides: Mapping[str, str] | None = None
+) -> ListenConfig:
+    """The ``[listen]`` section of ``path`` (usually synchronise.conf; defaults if absent or
+    ``None``), then the command line's ``overrides``."""
     parser = configparser.ConfigParser(interpolation=None, inline_comment_prefixes=("#", ";"))
     parser.optionxform = str  # type: ignore[assignment,method-assign]
+    if path is None:
+        return parse_listen_section(parser, overrides)
     try:
-        text = Path(path).read_text(encoding="utf-8")
-        parser.read_string(text, source=str(path))
+        parser.read_string(Path(path).read_text(encoding="utf-8"), source=str(path))
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read configuration file {str(path)!r}: {exc}") from exc
     except configparser.Error as exc:
         raise ConfigError(f"cannot parse configuration: {exc}") from exc
-    return parse_listen_section(parser)
-
-
-def _int(key: str, raw: str, lo: int, hi: int) -> int:
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"= {raw!r} is not a whole number", section=SECTION, key=key) from None
-    if not lo <= value <= hi:
-        raise ConfigError(f"= {value} is out of range; use {lo}..{hi}", section=SECTION, key=key)
-    return value
-
-
-def _float(key: str, raw: str, lo: float, hi: float) -> float:
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"= {raw!r} is not a number", section=SECTION, key=key) from None
-    if not lo <= value <= hi:
-        raise ConfigError(f"= {raw} is out of range; use {lo:g}..{hi:g}", section=SECTION, key=key)
-    return value
-
-
-def _choice(key: str, raw: str, choices: tuple[str, ...]) -> str:
-    if raw.lower() not in choices:
-        raise ConfigError(f"= {raw!r} is not one of {', '.join(choices)}", section=SECTION, key=key)
-    return raw.lower()
+    return parse_listen_section(parser, overrides)
