@@ -334,6 +334,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         quiet_per_day=args.quiet,
     )
     plan.validate()
+    log.info("database %s: simulating %d house(s)", redact(url), plan.houses)
     if not args.no_migrate:
         upgrade(url)
     engine = make_engine(url)
@@ -377,6 +378,7 @@ def cmd_listen(args: argparse.Namespace) -> int:
     cfg = _listen_config(args)
     if args.ack and not args.stdin:
         raise ConfigError("--ack goes with --stdin (on TCP the answers go to the client)")
+    log.info("database %s: recording lines", redact(url))
     engine = make_engine(url)
     try:
         if current_revision(engine) is None:

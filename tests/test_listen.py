@@ -486,6 +486,7 @@ def test_stdin_mode_records_lines_until_eof_and_acks_on_stdout(sqlite_url, tmp_p
     out = proc.stdout.decode().splitlines()
     assert out == ["ERR 2 node id 'nonsense' is not a whole number", "OK 3"]
     assert "line 2 skipped: node id 'nonsense'" in proc.stderr.decode()
+    assert f"database {sqlite_url}: recording lines" in proc.stderr.decode().splitlines()[0]
     engine = make_engine(sqlite_url)
     assert {(n, t, v) for n, t, _, v in readings(engine)} == {
         (20, 0, 21.5),

@@ -436,8 +436,9 @@ def test_cli_simulate_migrates_a_fresh_database_and_backfills(tmp_path, capsys):
         ]
     )
     assert rc == 0
-    out = capsys.readouterr().out
-    assert "readings" in out and "6 nodes" in out
+    captured = capsys.readouterr()
+    assert "readings" in captured.out and "6 nodes" in captured.out
+    assert f"database {url}: simulating 2 house(s)" in captured.err.splitlines()[0]
     engine = make_engine(url)
     with engine.connect() as conn:
         n = conn.execute(text('SELECT count(*) FROM "Reading"')).scalar_one()
