@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from sqlalchemy.orm import Session
 
-from base.db import make_engine
+from base.db import make_engine, redact
 from base.errors import CogentError, ConfigError
 from base.migrate import DB_URL_ENV
 from models.access import ROLE_SITE, ROLES
@@ -104,6 +104,7 @@ def _db_url(args: argparse.Namespace) -> str:
     url: str | None = args.db or os.environ.get(DB_URL_ENV)
     if not url:
         raise ConfigError(f"no database: pass --db URL or set {DB_URL_ENV}")
+    print(f"cogent-rest: database {redact(url)}", file=sys.stderr, flush=True)
     return url
 
 

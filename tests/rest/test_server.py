@@ -124,6 +124,7 @@ def test_keys_cli_creates_lists_and_revokes_keys(run_cli, server, db):
     site = make_site(server).name
     created = run_cli("keys", "create", "--site", site, "--db", server.db_url)
     assert created.returncode == 0, created.stderr
+    assert created.stderr.splitlines()[0].startswith("cogent-rest: database ")  # which one, first
     key = created.stdout.strip().splitlines()[-1]
     assert key.startswith("cgk_") and len(key) >= 36
     with client(server, key) as http:
