@@ -22,6 +22,10 @@ from urllib.parse import urlsplit
 
 from sqlalchemy import make_url
 
+from base.convert import boolean as _boolean
+from base.convert import choice as _choice
+from base.convert import integer as _integer
+from base.convert import number as _number
 from base.errors import ConfigError
 
 DEFAULT_CONFIG_NAME = "synchronise.conf"
@@ -243,64 +247,6 @@ def _reject_unknown(section: str, keys: Any, valid: set[str]) -> None:
                 section=section,
                 key=key,
             )
-
-
-def _integer(section: str, lo: int, hi: int) -> Callable[[str, str], int]:
-    def conv(key: str, raw: str) -> int:
-        try:
-            value = int(raw)
-        except ValueError:
-            raise ConfigError(
-                f"= {raw!r} is not a whole number", section=section, key=key
-            ) from None
-        if not lo <= value <= hi:
-            raise ConfigError(
-                f"= {value} is out of range; use {lo}..{hi}", section=section, key=key
-            )
-        return value
-
-    return conv
-
-
-def _number(section: str, lo: float, hi: float) -> Callable[[str, str], float]:
-    def conv(key: str, raw: str) -> float:
-        try:
-            value = float(raw)
-        except ValueError:
-            raise ConfigError(f"= {raw!r} is not a number", section=section, key=key) from None
-        if not lo <= value <= hi:  # also rejects nan
-            raise ConfigError(
-                f"= {raw} is out of range; use {lo:g}..{hi:g}", section=section, key=key
-            )
-        return value
-
-    return conv
-
-
-def _boolean(section: str) -> Callable[[str, str], bool]:
-    def conv(key: str, raw: str) -> bool:
-        low = raw.lower()
-        if low in ("1", "yes", "true", "on"):
-            return True
-        if low in ("0", "no", "false", "off"):
-            return False
-        raise ConfigError(f"= {raw!r} is not a yes/no value; use 1 or 0", section=section, key=key)
-
-    return conv
-
-
-def _choice(
-    section: str, choices: tuple[str, ...], upper: bool = False
-) -> Callable[[str, str], str]:
-    def conv(key: str, raw: str) -> str:
-        value = raw.upper() if upper else raw.lower()
-        if value not in choices:
-            raise ConfigError(
-                f"= {raw!r} is not one of {', '.join(choices)}", section=section, key=key
-            )
-        return value
-
-    return conv
 
 
 def _resolve_path(raw: str, base: Path) -> Path:
