@@ -22,6 +22,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from base.db import make_engine
+from base.migrate import head_revision
 from models import Reading
 from push.daemon import Pusher as InProcessPusher
 from tests.pushkit import T0, seed_cogent_house
@@ -242,7 +243,7 @@ def remote_behind(pair, *, watch: float, synctime: float, backoff_max: float) ->
             assert "schema: MISMATCH" in status.stdout, status.stdout
             assert "operator must run 'alembic -x url=SERVER_DB_URL upgrade head'" in (
                 status.stdout)
-            set_revision(pair.remote, "0002")  # the operator upgraded: no restart here
+            set_revision(pair.remote, head_revision())  # the operator upgraded: no restart here
         wait_for(caught_up(pair.local), 120, "the daemon to push after the upgrade")
     finally:
         code = daemon.terminate()
