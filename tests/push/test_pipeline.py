@@ -8,7 +8,6 @@ earlier one's rows be skipped.
 from __future__ import annotations
 
 import threading
-import time
 from typing import Any
 
 from base.db import make_engine
@@ -30,6 +29,7 @@ class SecondBatchFails(RemoteClient):
         self.seen: list[int] = []  # first time of each distinct batch, in order of sending
         self.committed: list[int] = []
         self._lock = threading.Lock()
+        self._later_committed = threading.Event()
 
     def send_batch(self, payload: Any) -> Any:
         assert isinstance(payload, BatchPayload)
@@ -41,11 +41,15 @@ class SecondBatchFails(RemoteClient):
                 self.seen.append(first)
             victim = len(self.seen) >= 2 and first == self.seen[1]
         if victim:
-            time.sleep(0.3)  # long enough for the batch after it to be committed first
+            # Fail only once the batch after this one has been committed, so the later
+            # batch is known to succeed before the earlier one fails.
+            assert self._later_committed.wait(timeout=60), "the next batch was never sent"
             raise RemoteUnavailable("injected: the link dropped during this batch")
         reply = super().send_batch(payload)
         with self._lock:
             self.committed.append(first)
+            if first in self.seen[2:]:
+                self._later_committed.set()
         return reply
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 
 import httpx
@@ -16,6 +15,7 @@ from models import ApiKey, Site
 from rest.cli import main
 from tests.live_server import REPO, create_key, start_server
 from tests.live_server import live_server as live_server  # the fixture, as other suites use it
+from tests.reliability.kit import wait_for
 from tests.rest.conftest import client, make_site
 
 
@@ -191,7 +191,8 @@ def test_keys_never_reach_the_log_even_when_sent_in_the_url(sqlite_url):
             assert http.get("house/").status_code == 200
             assert http.get("house/", params={"apikey": key}).status_code == 400
             assert http.get(f"house/?address={key}").status_code == 400
-        time.sleep(0.3)
+            http.get("version/?after=all")  # logged after the others: once it is there, they are
+        wait_for(lambda: "after=all" in live.log, 10, "the server's access log")
         log = live.log
         assert "GET /rest/house/" in log  # the access log is on
         assert key not in log and key[4:] not in log
