@@ -1,5 +1,5 @@
-"""Helpers for the pusher's end-to-end tests: a Cogent-house-shaped dataset, a config,
-and comparisons of local and remote contents by natural key."""
+"""Helpers for the pusher's end-to-end tests: a Cogent-house-shaped dataset and a config.
+The comparison of local and remote is tests/oracle.py (``assert_same`` is re-exported here)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from base.config import Config, load_config
 from base.db import make_engine
 from models import Deployment, House, Location, Node, NodeState, Reading, Room, Sensor
 from models.base import table_of
+from tests.oracle import assert_same as assert_same
 
 T0 = datetime(2026, 1, 5)
 PERIOD = timedelta(minutes=5)
@@ -145,47 +146,11 @@ def write_config(
     return load_config(path)
 
 
-def reading_keys(engine: Engine) -> set[tuple]:
-    """Readings by natural key with their location's natural key, comparable across sides."""
-    stmt = (
-        select(Reading.nodeId, Reading.type, Reading.time, Reading.value, House.address, Room.name)
-        .join(Location, Location.id == Reading.locationId)
-        .join(House, House.id == Location.houseId)
-        .join(Room, Room.id == Location.roomId)
-    )
-    with engine.connect() as conn:
-        return {tuple(r) for r in conn.execute(stmt)}
-
-
-def node_state_keys(engine: Engine) -> set[tuple]:
-    t = table_of(NodeState)
-    stmt = select(t.c.nodeId, t.c.time, t.c.seq_num, t.c.parent, t.c.rssi, t.c.localtime)
-    with engine.connect() as conn:
-        return {tuple(r) for r in conn.execute(stmt)}
-
-
 def count(engine: Engine, model: type) -> int:
     from sqlalchemy import func
 
     with engine.connect() as conn:
         return int(conn.execute(select(func.count()).select_from(model)).scalar_one())
-
-
-def assert_same(local_url: str, remote_url: str) -> None:
-    local, remote = make_engine(local_url), make_engine(remote_url)
-    try:
-        lr, rr = reading_keys(local), reading_keys(remote)
-        assert len(lr) == count(local, Reading)
-        assert count(remote, Reading) == len(rr) == len(lr), (
-            f"remote has {count(remote, Reading)} readings, local {len(lr)}"
-        )
-        assert lr == rr
-        ls, rs = node_state_keys(local), node_state_keys(remote)
-        assert count(remote, NodeState) == len(ls)
-        assert ls == rs
-    finally:
-        local.dispose()
-        remote.dispose()
 
 
 def insert_unchecked(url: str, rows: list[dict]) -> None:

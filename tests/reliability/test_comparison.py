@@ -11,8 +11,8 @@ from base.db import make_engine
 from models import Location, NodeState, Reading
 from models.base import table_of
 from push.daemon import Pusher
+from tests.oracle import compare_replica
 from tests.pushkit import T0, seed_cogent_house
-from tests.reliability.kit import compare_replica
 
 
 @pytest.mark.parametrize("backend", [pytest.param("sqlite", id="sqlite")])

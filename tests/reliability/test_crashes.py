@@ -19,11 +19,11 @@ from sqlalchemy import select
 from base.db import make_engine
 from base.simulate import simulate_days
 from models import Node, NodeState, Reading
+from tests.oracle import assert_replica
 from tests.pushkit import seed_cogent_house
 from tests.reliability.kit import (
     GatewayLogger,
     Pusher,
-    assert_replica,
     backlog,
     caught_up,
     kill_mysql_connections,

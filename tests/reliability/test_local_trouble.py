@@ -25,12 +25,12 @@ from base.db import make_engine
 from base.migrate import head_revision
 from models import Reading
 from push.daemon import Pusher as InProcessPusher
+from tests.oracle import assert_replica
 from tests.pushkit import T0, seed_cogent_house
 from tests.reliability.kit import (
     REPO,
     GatewayLogger,
     Pusher,
-    assert_replica,
     backlog,
     caught_up,
     edit_config,

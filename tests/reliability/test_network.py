@@ -16,8 +16,14 @@ import threading
 import pytest
 
 from tests.faultproxy import FaultProxy
+from tests.oracle import assert_replica
 from tests.pushkit import seed_cogent_house
-from tests.reliability.kit import Pusher, assert_replica, caught_up, record, wait_for
+from tests.reliability.kit import (
+    Pusher,
+    caught_up,
+    record,
+    wait_for,
+)
 
 KINDS = ("502", "503", "reset_before", "reset_after", "truncate", "stall", "trickle", "portal")
 PORTAL = (

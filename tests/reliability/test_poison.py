@@ -23,8 +23,15 @@ from sqlalchemy import select
 from base.db import make_engine
 from models import SyncRejected
 from push.daemon import Pusher as InProcessPusher
+from tests.oracle import assert_replica
 from tests.pushkit import seed_cogent_house
-from tests.reliability.kit import Pusher, assert_replica, caught_up, record, run_pusher, wait_for
+from tests.reliability.kit import (
+    Pusher,
+    caught_up,
+    record,
+    run_pusher,
+    wait_for,
+)
 
 BACKENDS = [
     pytest.param("sqlite", id="sqlite"),
