@@ -2,51 +2,28 @@
 
 Both write into ``Reading`` and ``NodeState`` without setting ``syncSeq`` (the
 pusher stamps it). Rows are inserted with "skip if the natural key exists"
-semantics, so a re-run backfill or a client re-sending lines whose
-acknowledgement it never saw changes nothing instead of failing.
+semantics (``models.sql.insert_ignoring_duplicates``), so a re-run backfill or a
+client re-sending lines whose acknowledgement it never saw changes nothing instead
+of failing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Mapping
 
-from sqlalchemy import Connection, Table, select
-from sqlalchemy.dialects import mysql, postgresql, sqlite
+from sqlalchemy import Connection, select
 
 from base.errors import PermanentError
 from models import NodeState, Reading, SensorType
+from models.base import table_of
 
-READING: Table = Reading.__table__  # type: ignore[assignment]
-NODESTATE: Table = NodeState.__table__  # type: ignore[assignment]
-SENSORTYPE: Table = SensorType.__table__  # type: ignore[assignment]
+READING = table_of(Reading)
+NODESTATE = table_of(NodeState)
+SENSORTYPE = table_of(SensorType)
 
 
 class IngestError(PermanentError):
     """Readings cannot be written as asked (bad plan, unknown sensor type, clashing node)."""
-
-
-def insert_ignoring_duplicates(
-    conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]
-) -> None:
-    """Insert ``rows`` (executemany), silently skipping rows whose unique key already exists.
-
-    Only unique-key conflicts are skipped: a missing foreign key still fails,
-    unlike MySQL's ``INSERT IGNORE``, which would turn it into a warning.
-    """
-    if not rows:
-        return
-    name = conn.dialect.name
-    stmt: Any
-    if name == "sqlite":
-        stmt = sqlite.insert(table).on_conflict_do_nothing()
-    elif name == "postgresql":
-        stmt = postgresql.insert(table).on_conflict_do_nothing()
-    elif name in ("mysql", "mariadb"):
-        stmt = mysql.insert(table).on_duplicate_key_update(id=table.c.id)
-    else:  # pragma: no cover - the project supports only the three above
-        raise IngestError(f"unsupported database {name!r}")
-    conn.execute(stmt, list(rows))
 
 
 def sensor_type_ids(conn: Connection) -> dict[int, str]:

@@ -26,10 +26,11 @@ import math
 import random
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from base.ingest import IngestError
+from models.sql import utcnow
 
 EPOCH = datetime(1970, 1, 1)
 DAY = 86_400
@@ -61,11 +62,6 @@ def _mix(*parts: int) -> int:
 
 def _rng(*parts: int) -> random.Random:
     return random.Random(_mix(*parts))
-
-
-def utcnow() -> datetime:
-    """Now, as the naive UTC datetime the database stores."""
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def epoch_seconds(when: datetime) -> float:

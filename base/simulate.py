@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, insert, select, update
+from sqlalchemy import Connection, Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from base.db import write_engine
@@ -26,7 +26,6 @@ from base.ingest import (
     NODESTATE,
     READING,
     IngestError,
-    insert_ignoring_duplicates,
     resolve_sensor_type,
     sensor_type_ids,
 )
@@ -39,9 +38,10 @@ from base.simmodel import (
     Plan,
     epoch_seconds,
     generate,
-    utcnow,
 )
 from models import Deployment, House, Location, Node, NodeType, Room, RoomType, Sensor
+from models.base import table_of
+from models.sql import get_or_create, insert_ignoring_duplicates, utcnow
 
 __all__ = [
     "DEFAULT_SENSORS",
@@ -113,11 +113,6 @@ ProgressCallback = Callable[[Progress], None]
 # --------------------------------------------------------------------------- metadata
 
 
-def _table(model: Any) -> Table:
-    table: Table = model.__table__
-    return table
-
-
 def house_address(plan: Plan, house: int) -> str:
     return f"Simulated House {house}"
 
@@ -168,7 +163,7 @@ def _ensure(conn: Connection, plan: Plan, start: datetime | None) -> tuple[NodeS
         if (tid, code) not in sensors:
             sensors.append((tid, code))
     pow_id = resolve_sensor_type("POW", catalogue)
-    node_types = set(conn.execute(select(_table(NodeType).c.id)).scalars())
+    node_types = set(conn.execute(select(table_of(NodeType).c.id)).scalars())
     for nt in (NODE_TYPE_TH, NODE_TYPE_AIR, NODE_TYPE_POWER):
         if nt not in node_types:
             raise IngestError(f"node type {nt} is missing; run 'alembic upgrade head' first")
@@ -177,7 +172,7 @@ def _ensure(conn: Connection, plan: Plan, start: datetime | None) -> tuple[NodeS
         NODE_TYPE_AIR if "CO2" in codes else NODE_TYPE_POWER if codes == {"POW"} else NODE_TYPE_TH
     )
 
-    dep_id = _get_or_create(conn, _table(Deployment), {"name": plan.deployment})
+    dep_id = get_or_create(conn, table_of(Deployment), {"name": plan.deployment})
     rooms = [room_of(i) for i in range(plan.rooms)]
     if plan.power_meter:
         rooms.append(METER_ROOM)
@@ -185,15 +180,15 @@ def _ensure(conn: Connection, plan: Plan, start: datetime | None) -> tuple[NodeS
 
     specs: list[NodeSpec] = []
     for h in range(1, plan.houses + 1):
-        house_id = _get_or_create(
+        house_id = get_or_create(
             conn,
-            _table(House),
+            table_of(House),
             {"deploymentId": dep_id, "address": house_address(plan, h)},
             {"startDate": start},
         )
         loc_ids = {
-            name: _get_or_create(
-                conn, _table(Location), {"houseId": house_id, "roomId": room_ids[name]}
+            name: get_or_create(
+                conn, table_of(Location), {"houseId": house_id, "roomId": room_ids[name]}
             )
             for name, _ in rooms
         }
@@ -212,7 +207,7 @@ def _ensure(conn: Connection, plan: Plan, start: datetime | None) -> tuple[NodeS
             nid = node_id(plan, h, s)
             _node(conn, nid, loc_ids[name], ntype)
             for tid, _code in node_sensors:
-                _get_or_create(conn, _table(Sensor), {"nodeId": nid, "sensorTypeId": tid})
+                get_or_create(conn, table_of(Sensor), {"nodeId": nid, "sensorTypeId": tid})
             specs.append(
                 NodeSpec(
                     id=nid,
@@ -229,29 +224,13 @@ def _ensure(conn: Connection, plan: Plan, start: datetime | None) -> tuple[NodeS
     return tuple(specs)
 
 
-def _get_or_create(
-    conn: Connection,
-    table: Table,
-    key: dict[str, Any],
-    extra: dict[str, Any] | None = None,
-) -> int:
-    where = [table.c[k] == v for k, v in key.items()]
-    found = conn.execute(select(table.c.id).where(*where)).scalar_one_or_none()
-    if found is not None:
-        return int(found)
-    values = {**key, **{k: v for k, v in (extra or {}).items() if v is not None}}
-    pk = conn.execute(insert(table).values(**values)).inserted_primary_key
-    assert pk is not None
-    return int(pk[0])
-
-
 def _room(conn: Connection, name: str, kind: str) -> int:
-    room_type = _get_or_create(conn, _table(RoomType), {"name": kind})
-    return _get_or_create(conn, _table(Room), {"name": name}, {"roomTypeId": room_type})
+    room_type = get_or_create(conn, table_of(RoomType), {"name": kind})
+    return get_or_create(conn, table_of(Room), {"name": name}, {"roomTypeId": room_type})
 
 
 def _node(conn: Connection, nid: int, location_id: int, node_type_id: int) -> None:
-    nodes = _table(Node)
+    nodes = table_of(Node)
     row = conn.execute(
         select(nodes.c.locationId, nodes.c.nodeTypeId).where(nodes.c.id == nid)
     ).one_or_none()

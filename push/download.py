@@ -17,8 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, insert, select
-from sqlalchemy.dialects import mysql, postgresql, sqlite
+from sqlalchemy import Connection, Engine, insert, select
 
 from base.db import write_engine
 from base.errors import ConfigError
@@ -36,9 +35,10 @@ from models import (
     SyncCursor,
 )
 from models.base import table_of
+from models.sql import get_or_create, insert_ignoring_duplicates, upsert, utcnow
 from push.client import RemoteClient
 from push.metadata import TABLE_NAMES, digest, request_row
-from push.store import LocalStore, MappedRow, upsert_statement, utcnow
+from push.store import LocalStore, MappedRow
 
 log = logging.getLogger(__name__)
 
@@ -224,18 +224,21 @@ class Downloader:
         loc_map: dict[int, int] = {}
         with self.writer.begin() as conn:
             rt_map = {
-                rid: self._get_or_create(conn, RoomType, {"name": rt["name"]}, {})
+                rid: get_or_create(conn, table_of(RoomType), {"name": rt["name"]}, {})
                 for rid, rt in room_types.items()
             }
             room_map = {
-                rid: self._get_or_create(
-                    conn, Room, {"name": r["name"]}, {"roomTypeId": rt_map.get(r.get("roomTypeId"))}
+                rid: get_or_create(
+                    conn,
+                    table_of(Room),
+                    {"name": r["name"]},
+                    {"roomTypeId": rt_map.get(r.get("roomTypeId"))},
                 )
                 for rid, r in rooms.items()
             }
-            dep_id = self._get_or_create(
+            dep_id = get_or_create(
                 conn,
-                Deployment,
+                table_of(Deployment),
                 {"name": dep["name"]},
                 {
                     "description": dep.get("description"),
@@ -243,9 +246,9 @@ class Downloader:
                     "endDate": _time(dep.get("endDate")),
                 },
             )
-            house_id = self._get_or_create(
+            house_id = get_or_create(
                 conn,
-                House,
+                table_of(House),
                 {"deploymentId": dep_id, "address": house["address"]},
                 {
                     "startDate": _time(house.get("startDate")),
@@ -253,8 +256,11 @@ class Downloader:
                 },
             )
             for loc in locations:
-                loc_map[loc["id"]] = self._get_or_create(
-                    conn, Location, {"houseId": house_id, "roomId": room_map[loc["roomId"]]}, {}
+                loc_map[loc["id"]] = get_or_create(
+                    conn,
+                    table_of(Location),
+                    {"houseId": house_id, "roomId": room_map[loc["roomId"]]},
+                    {},
                 )
             for n in nodes:
                 local_loc = loc_map.get(n["locationId"]) if n.get("locationId") else None
@@ -266,9 +272,9 @@ class Downloader:
                         )
                     )
             for s in sensors:
-                self._get_or_create(
+                get_or_create(
                     conn,
-                    Sensor,
+                    table_of(Sensor),
                     {"nodeId": s["nodeId"], "sensorTypeId": s["sensorTypeId"]},
                     {
                         "calibrationSlope": s.get("calibrationSlope", 1.0),
@@ -300,21 +306,6 @@ class Downloader:
         )
         return loc_map, [n["id"] for n in nodes]
 
-    @staticmethod
-    def _get_or_create(
-        conn: Connection, model: Any, key: dict[str, Any], values: dict[str, Any]
-    ) -> int:
-        stmt = select(model.id)
-        for col, value in key.items():
-            stmt = stmt.where(getattr(model, col) == value)
-        found = conn.execute(stmt).scalar_one_or_none()
-        if found is not None:
-            return int(found)
-        result = conn.execute(insert(table_of(model)).values(**key, **values))
-        new_id = result.inserted_primary_key
-        assert new_id is not None
-        return int(new_id[0])
-
     # -- readings and node states --------------------------------------------------------------
     def _stream(
         self,
@@ -341,8 +332,8 @@ class Downloader:
             rows = [self._local_row(table_name, r, overrides) for r in page]
             after = int(page[-1]["id"])
             with self.writer.begin() as conn:
-                inserted = self._insert_missing(conn, table, rows)
-                conn.execute(self._cursor_upsert(stream, after))
+                inserted = insert_ignoring_duplicates(conn, table, rows)
+                self._move_cursor(conn, stream, after)
             if table_name == "Reading":
                 report.readings += inserted
             else:
@@ -360,22 +351,10 @@ class Downloader:
         out.update(overrides)
         return out
 
-    def _insert_missing(self, conn: Connection, table: Table, rows: list[dict]) -> int:
-        name = self.engine.dialect.name
-        if name in ("mysql", "mariadb"):
-            stmt: Any = mysql.insert(table).prefix_with("IGNORE")
-        elif name == "postgresql":
-            stmt = postgresql.insert(table).on_conflict_do_nothing()
-        else:
-            stmt = sqlite.insert(table).on_conflict_do_nothing()
-        result = conn.execute(stmt, rows)
-        return max(0, int(result.rowcount or 0))
-
-    def _cursor_upsert(self, stream: str, position: int) -> Any:
-        return upsert_statement(
-            self.engine,
-            table_of(SyncCursor),
+    def _move_cursor(self, conn: Connection, stream: str, position: int) -> None:
+        conn.execute(
+            upsert(
+                conn.dialect, table_of(SyncCursor), ["remote", "stream"], ["position", "updated"]
+            ),
             [{"remote": self.remote, "stream": stream, "position": position, "updated": utcnow()}],
-            ["remote", "stream"],
-            ["position", "updated"],
         )

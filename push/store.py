@@ -10,19 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
+from datetime import datetime
 
-from sqlalchemy import Engine, Executable, Table, func, select, update
-from sqlalchemy.dialects import mysql, postgresql, sqlite
+from sqlalchemy import Engine, func, select, update
 
 from base.db import write_engine
 from models import SyncCursor, SyncIdMap, SyncRejected, SyncRemote
 from models.base import table_of
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
+from models.sql import upsert, utcnow
 
 
 @dataclass(frozen=True)
@@ -39,29 +34,6 @@ class MappedRow:
     local_id: int
     remote_id: int
     digest: str
-
-
-def upsert_statement(
-    engine: Engine,
-    table: Table,
-    values: list[dict[str, Any]],
-    keys: list[str],
-    update_cols: list[str],
-) -> Executable:
-    """A dialect-native INSERT … ON CONFLICT/DUPLICATE KEY UPDATE statement."""
-    name = engine.dialect.name
-    if name in ("mysql", "mariadb"):
-        my = mysql.insert(table).values(values)
-        return my.on_duplicate_key_update({c: my.inserted[c] for c in update_cols})
-    if name == "postgresql":
-        pg = postgresql.insert(table).values(values)
-        return pg.on_conflict_do_update(
-            index_elements=keys, set_={c: pg.excluded[c] for c in update_cols}
-        )
-    lite = sqlite.insert(table).values(values)
-    return lite.on_conflict_do_update(
-        index_elements=keys, set_={c: lite.excluded[c] for c in update_cols}
-    )
 
 
 class LocalStore:
@@ -88,13 +60,13 @@ class LocalStore:
             if set_aside:
                 self._set_aside(conn, remote, set_aside, now)
             conn.execute(
-                upsert_statement(
-                    self.engine,
+                upsert(
+                    self.engine.dialect,
                     table_of(SyncCursor),
-                    [{"remote": remote, "stream": stream, "position": position, "updated": now}],
                     ["remote", "stream"],
                     ["position", "updated"],
-                )
+                ),
+                [{"remote": remote, "stream": stream, "position": position, "updated": now}],
             )
 
     def set_aside(self, remote: str, rows: Sequence[SetAside]) -> None:
@@ -117,14 +89,15 @@ class LocalStore:
             }
             for r in rows
         ]
-        stmt = upsert_statement(
-            self.engine,
-            table,
+        conn.execute(
+            upsert(
+                self.engine.dialect,
+                table,
+                ["remote", "tableName", "localId"],
+                ["reason", "lastSeen", "syncSeq"],
+            ),
             values,
-            ["remote", "tableName", "localId"],
-            ["reason", "lastSeen", "syncSeq"],
         )
-        conn.execute(stmt)
 
     def settle_set_aside(
         self, remote: str, table: str, tried: Sequence[int], still: Sequence[SetAside]
@@ -152,20 +125,20 @@ class LocalStore:
     def reset_cursor(self, remote: str, stream: str, position: int = 0) -> None:
         with self.writer.begin() as conn:
             conn.execute(
-                upsert_statement(
-                    self.engine,
+                upsert(
+                    self.engine.dialect,
                     table_of(SyncCursor),
-                    [
-                        {
-                            "remote": remote,
-                            "stream": stream,
-                            "position": position,
-                            "updated": utcnow(),
-                        }
-                    ],
                     ["remote", "stream"],
                     ["position", "updated"],
-                )
+                ),
+                [
+                    {
+                        "remote": remote,
+                        "stream": stream,
+                        "position": position,
+                        "updated": utcnow(),
+                    }
+                ],
             )
 
     # -- id map ----------------------------------------------------------------------------------
@@ -197,13 +170,13 @@ class LocalStore:
         with self.writer.begin() as conn:
             for i in range(0, len(values), 500):
                 conn.execute(
-                    upsert_statement(
-                        self.engine,
+                    upsert(
+                        self.engine.dialect,
                         table_of(SyncIdMap),
-                        values[i : i + 500],
                         ["remote", "tableName", "localId"],
                         ["remoteId", "digest", "updated"],
-                    )
+                    ),
+                    values[i : i + 500],
                 )
 
     def forget_rows(self, remote: str, rows: list[tuple[str, int]]) -> None:

@@ -12,10 +12,10 @@ from sqlalchemy.orm import Session
 
 from base.db import write_engine
 from models import ApiKey, Site
+from models.sql import utcnow
 from rest.errors import ApiError, bad_request, forbidden
 from rest.keys import KEY_PREFIX, AuthFailed, Principal, authenticate
 from rest.state import AppState, get_state
-from rest.times import utcnow
 
 log = logging.getLogger("cogent.rest.auth")
 

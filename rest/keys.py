@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from models import ROLES, ApiKey, Site
 from models.access import ROLE_ADMIN, ROLE_READONLY, ROLE_SITE
-from rest.times import utcnow
+from models.sql import utcnow
 
 KEY_PREFIX = "cgk_"
 KEY_PATTERN = re.compile(r"^cgk_[A-Za-z0-9_\-]{32,128}$")

@@ -1,14 +1,19 @@
 """Times on the wire: ISO-8601 UTC for people, integer microseconds for the bulk format.
 
-Stored times are naive UTC everywhere (see :mod:`models.base`).
+Stored times are naive UTC everywhere (see :mod:`models.base`); the conversions to and
+from microseconds and ``utcnow`` live in :mod:`models.sql` and are re-exported here.
 """
 
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
-EPOCH = datetime(1970, 1, 1)
+from models.sql import EPOCH as EPOCH
+from models.sql import from_micros as from_micros
+from models.sql import to_micros as to_micros
+from models.sql import utcnow as utcnow
+
 _SPACED_OFFSET = re.compile(r"(\d) (\d\d:?\d\d)$")
 
 
@@ -38,16 +43,3 @@ def parse_time(text: str) -> datetime:
 def format_time(value: datetime) -> str:
     """Naive UTC → ``2026-01-01T12:00:00`` (microseconds only when non-zero)."""
     return value.isoformat()
-
-
-def from_micros(us: int) -> datetime:
-    return EPOCH + timedelta(microseconds=us)
-
-
-def to_micros(value: datetime) -> int:
-    delta = value - EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)

@@ -13,32 +13,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Table
-from sqlalchemy.dialects import mysql, postgresql, sqlite
-from sqlalchemy.engine import Dialect
-from sqlalchemy.sql.dml import Insert
 
-
-def upsert(dialect: Dialect, table: Table, key: Sequence[str], replace: Sequence[str]) -> Insert:
-    """``INSERT … ON CONFLICT (key) DO UPDATE`` / ``ON DUPLICATE KEY UPDATE`` of ``replace``.
-
-    Execute it with a list of parameter dicts (executemany).
-    """
-    name = dialect.name
-    if name in ("mysql", "mariadb"):
-        my = mysql.insert(table)
-        return my.on_duplicate_key_update({c: my.inserted[c] for c in replace})
-    if name == "postgresql":
-        pg = postgresql.insert(table)
-        return pg.on_conflict_do_update(
-            index_elements=list(key), set_={c: pg.excluded[c] for c in replace}
-        )
-    if name == "sqlite":
-        lite = sqlite.insert(table)
-        return lite.on_conflict_do_update(
-            index_elements=list(key), set_={c: lite.excluded[c] for c in replace}
-        )
-    raise NotImplementedError(f"no upsert for the {name} dialect")
-
+from models.sql import upsert as upsert  # the one definition; re-exported for the server
 
 _EPOCH = datetime(1970, 1, 1)
 _DAY_US = 86_400_000_000

@@ -31,8 +31,8 @@ from base.listen import (
     parse_listen_section,
     parse_time,
 )
-from base.simulate import utcnow
 from models import Node, Reading
+from models.sql import utcnow
 
 ROOT = Path(__file__).resolve().parent.parent
 T0 = datetime(2026, 1, 1)

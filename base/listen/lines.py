@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from base.errors import ConfigError
 from base.ingest import IngestError, resolve_sensor_type
 from base.listen.settings import FORMATS, MAX_NODE_ID, SECTION, FieldSpec
+from models.sql import utcnow
 
 FUTURE_SLACK = timedelta(days=1)
 EARLIEST = datetime(1970, 1, 1)  # MySQL DATETIME cannot even hold years before 1000
@@ -26,10 +27,6 @@ class Record:
     type: int
     value: float
     time: datetime
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def parse_time(raw: str, now: datetime) -> datetime:

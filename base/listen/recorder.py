@@ -10,10 +10,11 @@ from sqlalchemy.exc import DataError, IntegrityError
 
 from base.db import write_engine
 from base.errors import ConfigError
-from base.ingest import READING, insert_ignoring_duplicates, sensor_type_ids
+from base.ingest import READING, sensor_type_ids
 from base.listen.lines import Record
 from base.listen.settings import SECTION, UNKNOWN_NODES
 from models import Node
+from models.sql import insert_ignoring_duplicates
 
 log = logging.getLogger("cogent.listen")
 
