@@ -9,12 +9,12 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import Engine, insert, select
-from sqlalchemy.orm import Session
 
 from base.config import Config, load_config
 from base.db import make_engine
-from models import Deployment, House, Location, Node, NodeState, Reading, Room, Sensor
+from models import NodeState, Reading
 from models.base import table_of
+from tests.factories import place_node
 from tests.oracle import assert_same as assert_same
 
 T0 = datetime(2026, 1, 5)
@@ -33,28 +33,13 @@ def seed_cogent_house(url: str, days: int = 10, seed: int = 1) -> Dataset:
     ``days`` days; nodes 102 and 202 skip some samples."""
     rng = random.Random(seed)
     engine = make_engine(url)
-    with Session(engine) as s:
-        dep = Deployment(name="Trial 2026", description="two-house trial", startDate=T0)
-        s.add(dep)
-        s.flush()
-        rooms = [Room(name="Living Room A", roomTypeId=2), Room(name="Bedroom A", roomTypeId=1)]
-        s.add_all(rooms)
-        s.flush()
-        locations: dict[int, int] = {}
-        for h, address in enumerate(["1 Mill Lane", "2 Mill Lane"], start=1):
-            house = House(deploymentId=dep.id, address=address, startDate=T0)
-            s.add(house)
-            s.flush()
-            for r, room in enumerate(rooms, start=1):
-                loc = Location(houseId=house.id, roomId=room.id)
-                s.add(loc)
-                s.flush()
-                node_id = h * 100 + r
-                s.add(Node(id=node_id, locationId=loc.id, nodeTypeId=0))
-                s.flush()
-                s.add_all([Sensor(nodeId=node_id, sensorTypeId=t) for t in (0, 2)])
-                locations[node_id] = loc.id
-        s.commit()
+    locations: dict[int, int] = {}
+    for h, address in enumerate(["1 Mill Lane", "2 Mill Lane"], start=1):
+        for r, (room, room_type) in enumerate([("Living Room A", 2), ("Bedroom A", 1)], start=1):
+            placed = place_node(engine, h * 100 + r, deployment="Trial 2026",
+                                description="two-house trial", address=address, room=room,
+                                room_type=room_type, sensor_types=(0, 2), start=T0)
+            locations[placed.node] = placed.location
     readings: list[dict] = []
     states: list[dict] = []
     n_readings = n_states = 0

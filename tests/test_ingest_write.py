@@ -7,15 +7,15 @@ from datetime import datetime
 
 import pytest
 from sqlalchemy import insert, select
-from sqlalchemy.orm import Session
 
 from base.db import write_engine
-from models import Deployment, House, Location, Node, NodeState, Reading, Room
+from models import NodeState, Reading
 from models.base import table_of
 from rest.ingest import NODESTATES, READINGS, _write_mysql, apply_batch, parse_batch
 from rest.keys import Principal
 from rest.times import from_micros, to_micros
 from rest.upsert import float_literal, time_literal
+from tests.factories import place_node
 
 ADMIN = Principal(key_id=0, role="admin", site_id=None, site_name=None)
 T0 = to_micros(datetime(2026, 1, 1, 12, 0, 0, 250_000))
@@ -25,20 +25,9 @@ STEP = 300_000_000
 @pytest.fixture
 def node(engine) -> tuple[int, int]:
     """(node id, location id) of a node in a house."""
-    with Session(engine) as s:
-        dep = Deployment(name="Write path")
-        room = Room(name="Kitchen W")
-        s.add_all([dep, room])
-        s.flush()
-        house = House(deploymentId=dep.id, address="1 Write Lane")
-        s.add(house)
-        s.flush()
-        loc = Location(houseId=house.id, roomId=room.id)
-        s.add(loc)
-        s.flush()
-        s.add(Node(id=4242, locationId=loc.id, nodeTypeId=0))
-        s.commit()
-        return 4242, loc.id
+    placed = place_node(engine, 4242, deployment="Write path", address="1 Write Lane",
+                        room="Kitchen W")
+    return placed.node, placed.location
 
 
 def _values(engine) -> list[tuple]:

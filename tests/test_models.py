@@ -9,25 +9,8 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from models import Deployment, House, Location, Node, NodeState, Reading, Room
-
-
-def make_house(session: Session) -> Location:
-    dep = Deployment(name="D1")
-    session.add(dep)
-    session.flush()
-    house = House(deploymentId=dep.id, address="1 Test Street")
-    room = Room(name="Kitchen", roomTypeId=3)
-    session.add_all([house, room])
-    session.flush()
-    loc = Location(houseId=house.id, roomId=room.id)
-    session.add(loc)
-    session.flush()
-    session.add(Node(id=101, locationId=loc.id, nodeTypeId=0))
-    session.commit()
-    session.refresh(loc)
-    session.expunge(loc)  # usable after the session closes
-    return loc
+from models import House, NodeState, Reading, Room
+from tests.factories import place_node
 
 
 def quote(engine, name: str) -> str:
@@ -36,21 +19,21 @@ def quote(engine, name: str) -> str:
 
 def test_duplicate_reading_is_rejected_by_the_database(engine):
     with Session(engine) as s:
-        loc = make_house(s)
+        loc = place_node(s, 101, room_type=3)
     r, n, t, ty, v, lo = (
         quote(engine, c) for c in ("Reading", "nodeId", "time", "type", "value", "locationId")
     )
     sql = text(f"INSERT INTO {r} ({n}, {ty}, {t}, {lo}, {v}) VALUES (101, 0, :t, :loc, 20.5)")
     when = datetime(2026, 1, 1, 12, 0, 0)
     with engine.begin() as conn:
-        conn.execute(sql, {"t": when, "loc": loc.id})
+        conn.execute(sql, {"t": when, "loc": loc.location})
     with pytest.raises(IntegrityError), engine.begin() as conn:
-        conn.execute(sql, {"t": when, "loc": loc.id})
+        conn.execute(sql, {"t": when, "loc": loc.location})
 
 
 def test_duplicate_node_state_is_rejected_by_the_database(engine):
     with Session(engine) as s:
-        make_house(s)
+        place_node(s, 101, room_type=3)
         when = datetime(2026, 1, 1, 12, 0, 0)
         s.add(NodeState(nodeId=101, time=when, seq_num=7, parent=0, rssi=-60))
         s.commit()
@@ -61,8 +44,8 @@ def test_duplicate_node_state_is_rejected_by_the_database(engine):
 
 def test_same_address_in_one_deployment_is_one_house(engine):
     with Session(engine) as s:
-        loc = make_house(s)
-        house = s.get(House, loc.houseId)
+        loc = place_node(s, 101, room_type=3)
+        house = s.get(House, loc.house)
         assert house is not None
         s.add(House(deploymentId=house.deploymentId, address=house.address))
         with pytest.raises(IntegrityError):
@@ -72,8 +55,9 @@ def test_same_address_in_one_deployment_is_one_house(engine):
 def test_reading_times_keep_microseconds(engine):
     when = datetime(2026, 3, 4, 5, 6, 7, 891234)
     with Session(engine) as s:
-        loc = make_house(s)
-        s.add(Reading(nodeId=101, type=0, time=when, locationId=loc.id, value=21.123456789012))
+        loc = place_node(s, 101, room_type=3)
+        s.add(Reading(nodeId=101, type=0, time=when, locationId=loc.location,
+                      value=21.123456789012))
         s.commit()
     with Session(engine) as s:
         got = s.execute(select(Reading.time, Reading.value)).one()

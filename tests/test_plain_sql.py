@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
-from models import Deployment, House, Location, Node, NodeState, Reading, Room
+from models import NodeState, Reading
 from models.sequence import stamp_pending
+from tests.factories import place_node
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "INGEST.md"
 DIALECT = {"sqlite": "sqlite", "mysql": "mariadb", "postgresql": "postgresql"}
@@ -30,25 +30,9 @@ def documented(backend: str) -> list[str]:
     raise AssertionError(f"docs/INGEST.md has no ```sql block for {DIALECT[backend]}")
 
 
-def place_node(engine) -> int:
-    with Session(engine) as s:
-        dep = Deployment(name="Plain SQL")
-        room = Room(name="Hall")
-        s.add_all([dep, room])
-        s.flush()
-        house = House(deploymentId=dep.id, address="1 Gateway Road")
-        s.add(house)
-        s.flush()
-        loc = Location(houseId=house.id, roomId=room.id)
-        s.add(loc)
-        s.flush()
-        s.add(Node(id=1101, locationId=loc.id))
-        s.commit()
-        return loc.id
-
-
 def test_the_documented_plain_sql_inserts_work_on_every_backend(engine, backend):
-    location = place_node(engine)
+    location = place_node(engine, 1101, deployment="Plain SQL", address="1 Gateway Road",
+                          room="Hall", node_type=None).location
     statements = documented(backend)
     assert len(statements) == 2
     raw = engine.raw_connection()  # as a logger would: the driver, no SQLAlchemy
@@ -78,7 +62,8 @@ def test_the_documented_plain_sql_inserts_work_on_every_backend(engine, backend)
     ],
 )
 def test_localtime_unquoted_is_a_syntax_error_on_mariadb_and_postgresql(engine, backend):
-    place_node(engine)
+    place_node(engine, 1101, deployment="Plain SQL", address="1 Gateway Road", room="Hall",
+               node_type=None)
     statement = documented(backend)[1].replace("`localtime`", "localtime").replace(
         '"localtime"', "localtime"
     )

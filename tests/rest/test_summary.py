@@ -9,8 +9,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
-from models import Deployment, House, Location, Node, NodeState, Reading, Room
+from models import NodeState, Reading
 from models.summary import iter_summary, nodestate_summary, reading_summary
+from tests.factories import place_node
 from tests.rest.conftest import FIVE_MIN, T0, make_site, nodestates_batch, readings_batch
 
 # Ties after *1000 (1/16 °C steps, 0.0125), negatives, tiny values and a large one.
@@ -38,26 +39,11 @@ def expected_readings(rows):
     }
 
 
-def _setup(session: Session) -> tuple[int, int]:
-    dep = Deployment(name="D")
-    room = Room(name="R")
-    session.add_all([dep, room])
-    session.flush()
-    house = House(deploymentId=dep.id, address="A")
-    session.add(house)
-    session.flush()
-    loc = Location(houseId=house.id, roomId=room.id)
-    session.add(loc)
-    session.flush()
-    session.add(Node(id=7, locationId=loc.id))
-    session.flush()
-    return house.id, loc.id
-
-
 def test_summary_queries_give_identical_numbers_on_every_backend(engine):
     start = datetime(2026, 3, 1, 23, 50, 0, 999_999)
     with Session(engine) as s:
-        house, loc = _setup(s)
+        placed = place_node(s, 7, deployment="D", address="A", room="R", node_type=None)
+        house, loc = placed.house, placed.location
         rows = []
         for i, v in enumerate(VALUES * 3):
             t = start + timedelta(minutes=3 * i, microseconds=-i)
