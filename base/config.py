@@ -50,6 +50,8 @@ class RemoteConfig:
     timeout: float = 60.0
     compression: str = "gzip"
     verify_tls: bool = True
+    request_deadline: float = 180.0  # a whole request, however slowly its reply trickles in
+    max_reply: int = 64 * 1024 * 1024  # bytes of a reply, decompressed
 
 
 @dataclass(frozen=True)
@@ -91,7 +93,10 @@ GENERAL_KEYS = {
     "pidfile",
     "lockfile",
 }
-REMOTE_KEYS = {"resturl", "apikey", "connect_timeout", "timeout", "compression", "verify_tls"}
+REMOTE_KEYS = {
+    "resturl", "apikey", "connect_timeout", "timeout", "compression", "verify_tls",
+    "request_deadline", "max_reply",
+}
 
 
 def find_config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
@@ -234,6 +239,8 @@ def _parse_remotes(parser: configparser.ConfigParser) -> tuple[RemoteConfig, ...
                 timeout=opt("timeout", _number(name, 0.1, 3600), 60.0),
                 compression=opt("compression", _choice(name, COMPRESSIONS), "gzip"),
                 verify_tls=opt("verify_tls", _boolean(name), True),
+                request_deadline=opt("request_deadline", _number(name, 1, 86_400), 180.0),
+                max_reply=opt("max_reply", _integer(name, 65_536, 1 << 40), 64 * 1024 * 1024),
             )
         )
     return tuple(remotes)

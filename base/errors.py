@@ -45,12 +45,25 @@ class RemoteUnavailable(TransientError):
     """A remote server did not answer, timed out, or answered 5xx/429."""
 
 
+class RemoteBusy(RemoteUnavailable):
+    """The remote said it is busy (429 or 503 with Retry-After): wait that long, then again."""
+
+    def __init__(self, message: str, retry_after: float):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class RemoteRejected(PermanentError):
     """A remote refused the request itself (4xx other than 408/429)."""
 
     def __init__(self, message: str, status: int | None = None):
         super().__init__(message)
         self.status = status
+
+
+class BadReply(RemoteRejected):
+    """The remote answered, but not as a cogent-sync server does: a redirect, an HTML page,
+    a reply too large, or an acknowledgement that does not account for what was sent."""
 
 
 class AuthError(RemoteRejected):

@@ -7,7 +7,7 @@ import threading
 from collections.abc import Callable
 from typing import TypeVar
 
-from base.errors import TransientError
+from base.errors import RemoteBusy, TransientError
 
 T = TypeVar("T")
 
@@ -25,6 +25,19 @@ def backoff_delay(
     return ceiling * (0.5 + 0.5 * r.random())
 
 
+# Waits for a busy server (429/503 with Retry-After) that one call may make before it fails.
+MAX_BUSY_WAITS = 20
+
+
+def busy_delay(retry_after: float, floor: float, ceiling: float,
+               rng: random.Random | None = None) -> float:
+    """How long to wait when the server asked for ``retry_after`` seconds: that, kept within
+    [floor, ceiling], plus up to 20 % jitter so that the stations it turned away do not
+    all come back in the same second."""
+    r = rng or random
+    return min(ceiling, max(floor, retry_after)) * (1 + 0.2 * r.random())
+
+
 def retry(
     fn: Callable[[], T],
     *,
@@ -33,21 +46,36 @@ def retry(
     cap: float,
     stop: threading.Event | None = None,
     on_retry: Callable[[int, float, TransientError], None] | None = None,
+    busy_cap: float | None = None,
+    on_busy: Callable[[float, RemoteBusy], None] | None = None,
 ) -> T:
-    """Call ``fn``; on a transient error wait and try again, up to ``attempts`` calls in all."""
+    """Call ``fn``; on a transient error wait and try again, up to ``attempts`` calls in all.
+
+    A busy server's Retry-After is honoured (within ``base`` … ``busy_cap``) and does not
+    use up an attempt, up to :data:`MAX_BUSY_WAITS` waits."""
     failures = 0
+    busy = 0
     while True:
         try:
             return fn()
+        except RemoteBusy as exc:
+            last: TransientError = exc
+            busy += 1
+            if busy > MAX_BUSY_WAITS or (stop is not None and stop.is_set()):
+                raise
+            delay = busy_delay(exc.retry_after, base, busy_cap or cap)
+            if on_busy:
+                on_busy(delay, exc)
         except TransientError as exc:
+            last = exc
             failures += 1
             if failures >= attempts or (stop is not None and stop.is_set()):
                 raise
             delay = backoff_delay(failures, base, cap)
             if on_retry:
                 on_retry(failures, delay, exc)
-            if stop is not None:
-                if stop.wait(delay):
-                    raise
-            else:
-                threading.Event().wait(delay)
+        if stop is not None:
+            if stop.wait(delay):
+                raise last
+        else:
+            threading.Event().wait(delay)

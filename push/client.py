@@ -1,13 +1,16 @@
 """The HTTP client for one remote server.
 
 One ``requests.Session`` per remote, so connections are kept alive between
-batches; every request has a connect and a read timeout; JSON bodies are
+batches; every request goes through :mod:`push.transport` (connect and read
+timeouts, a total deadline, a reply size cap, no redirects). JSON bodies are
 gzipped. Batches go as ``cogent-batch/2`` (binary, compressed inside); a server
-that does not know that format gets ``cogent-batch/1`` JSON from then on.
+that answers 415 to that format gets ``cogent-batch/1`` JSON from then on.
 Anything other than a complete, parseable 2xx reply is a failure: transient
-(:class:`RemoteUnavailable`: network, timeout, truncated body, 5xx, 408, 429)
-or permanent (:class:`RemoteRejected`/:class:`AuthError`: other 4xx). A reply
-is never taken as success by accident.
+(:class:`RemoteUnavailable`: network, timeout, truncated body, 5xx, 408, 429;
+:class:`RemoteBusy` when the server says how long to wait) or permanent
+(:class:`RemoteRejected`/:class:`AuthError`: other 4xx; :class:`BadReply`: not what
+a cogent-sync server answers). A batch counts as delivered only on an
+acknowledgement that accounts for every row sent (:mod:`models.protocol.ack`).
 """
 
 from __future__ import annotations
@@ -24,7 +27,9 @@ import requests
 
 from base import __version__
 from base.config import RemoteConfig
-from base.errors import AuthError, RemoteRejected, RemoteUnavailable
+from base.errors import AuthError, BadReply, RemoteBusy, RemoteRejected, RemoteUnavailable
+from models.protocol.ack import Ack, BadAck, batch_digest, check_ack
+from push import transport
 from push.streams import CODEC_LZMA2, CODEC_NONE, CONTENT_TYPE_V2, BatchPayload
 
 log = logging.getLogger(__name__)
@@ -57,18 +62,11 @@ class Traffic:
         return int(getattr(self._mine, "bytes", 0))
 
 
-@dataclass
-class BatchReply:
-    stored: int
-    unchanged: int
-    rejected: list[dict[str, Any]] = field(default_factory=list)
-
-
 class RemoteClient:
     def __init__(self, remote: RemoteConfig, session: requests.Session | None = None):
         self.remote = remote
         self.base = remote.resturl
-        self.session = session or requests.Session()
+        self.session = transport.watch(session or requests.Session())
         self.session.headers["User-Agent"] = f"cogent-sync-pusher/{__version__}"
         self.session.headers["Accept"] = "application/json"
         self.session.headers["Accept-Encoding"] = "gzip"
@@ -85,45 +83,60 @@ class RemoteClient:
     def version(self) -> dict[str, Any]:
         return self._json("GET", "version/")
 
-    def map_metadata(self, payload: dict[str, Any]) -> dict[str, Any]:
-        return self._json("POST", "sync/map/", body=payload)
+    def hello(self, checkin: dict[str, Any]) -> dict[str, Any] | None:
+        """The authenticated check-in (``POST sync/hello/``): who the key is, the server's
+        schema and clock. None from a server too old to have it (404/405)."""
+        try:
+            reply = self._json("POST", "sync/hello/", body=checkin)
+        except RemoteRejected as exc:
+            if exc.status in (404, 405) and not isinstance(exc, BadReply):
+                return None
+            raise
+        if not isinstance(reply, dict) or not isinstance(reply.get("schema"), str | None):
+            raise BadReply(f"{self.remote.name}: the hello reply {_clip(reply)} is not "
+                           f"cogent-sync's; check resturl")
+        return reply
 
-    def send_batch(self, payload: BatchPayload | dict[str, Any]) -> BatchReply:
-        """Send one batch; a :class:`BatchPayload` goes as format 2 when the server takes it."""
+    def map_metadata(self, payload: dict[str, Any]) -> dict[str, Any]:
+        reply = self._json("POST", "sync/map/", body=payload)
+        return check_map_reply(self.remote.name, reply)
+
+    def send_batch(self, payload: BatchPayload | dict[str, Any]) -> Ack:
+        """Send one batch and return its checked acknowledgement; a :class:`BatchPayload`
+        goes as format 2 when the server takes it."""
         if isinstance(payload, dict):
-            reply = self._json("POST", "sync/batch/", body=payload)
-        elif self.batch_format == 2:
+            kind = "reading" if payload.get("readings") else "nodestate"
+            rows = sum(len(s["t"]) for s in payload.get(kind + "s", []))
+            return self._send_checked(orjson.dumps(payload), None, rows, kind)
+        if self.batch_format == 2:
             codec = CODEC_NONE if self.remote.compression == "none" else CODEC_LZMA2
             try:
-                reply = self._json(
-                    "POST",
-                    "sync/batch/",
-                    data=payload.binary(codec),
-                    content_type=CONTENT_TYPE_V2,
-                )
+                return self._send_checked(
+                    payload.binary(codec), CONTENT_TYPE_V2, payload.rows, payload.kind)
             except RemoteRejected as exc:
-                if not _format_refused(exc):
+                if exc.status != 415:
                     raise
                 log.warning(
-                    "%s: the server does not take cogent-batch/2 (%s); sending "
+                    "%s: the server does not take cogent-batch/2 (415); sending "
                     "cogent-batch/1 from now on: upgrade the server for ~40%% fewer bytes",
                     self.remote.name,
-                    exc,
                 )
                 self.batch_format = 1
-                reply = self._json("POST", "sync/batch/", body=payload.as_json())
+        return self._send_checked(
+            orjson.dumps(payload.as_json()), None, payload.rows, payload.kind)
+
+    def _send_checked(self, body: bytes, content_type: str | None, rows: int, kind: str) -> Ack:
+        digest = batch_digest(body)
+        if content_type is None:
+            reply = self._json("POST", "sync/batch/", json_bytes=body)
         else:
-            reply = self._json("POST", "sync/batch/", body=payload.as_json())
+            reply = self._json("POST", "sync/batch/", data=body, content_type=content_type)
         try:
-            return BatchReply(
-                stored=int(reply["stored"]),
-                unchanged=int(reply["unchanged"]),
-                rejected=list(reply.get("rejected") or []),
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise RemoteUnavailable(
-                f"{self.remote.name}: batch reply lacks stored/unchanged counts ({exc}); "
-                "is resturl pointing at a cogent-sync server?"
+            return check_ack(reply, digest=digest, rows=rows, kind=kind)
+        except BadAck as exc:
+            raise BadReply(
+                f"{self.remote.name}: the server's reply does not acknowledge the batch sent: "
+                f"{exc}; nothing is taken as delivered — is resturl a cogent-sync server?"
             ) from exc
 
     def get(self, path: str, params: dict[str, Any] | None = None) -> Any:
@@ -136,6 +149,7 @@ class RemoteClient:
         path: str,
         *,
         body: Any = None,
+        json_bytes: bytes | None = None,
         params: dict[str, Any] | None = None,
         data: bytes | None = None,
         content_type: str | None = None,
@@ -145,36 +159,27 @@ class RemoteClient:
         if content_type:
             headers["Content-Type"] = content_type
         if body is not None:
-            data = orjson.dumps(body)
+            json_bytes = orjson.dumps(body)
+        if json_bytes is not None:
+            data = json_bytes
             headers["Content-Type"] = "application/json"
             if self.remote.compression == "gzip":
                 data = gzip.compress(data, compresslevel=GZIP_LEVEL)
                 headers["Content-Encoding"] = "gzip"
         where = f"{self.remote.name} ({method} {url})"
-        try:
-            resp = self.session.request(
-                method,
-                url,
-                data=data,
-                headers=headers,
-                params=params,
-                timeout=(self.remote.connect_timeout, self.remote.timeout),
-            )
-            content = resp.content  # reads the whole body: a truncated one raises here
-        except requests.exceptions.Timeout as exc:
-            raise RemoteUnavailable(f"{where}: timed out ({exc.__class__.__name__})") from exc
-        except requests.exceptions.ConnectionError as exc:
-            raise RemoteUnavailable(f"{where}: cannot connect: {_short(exc)}") from exc
-        except requests.exceptions.RequestException as exc:
-            raise RemoteUnavailable(f"{where}: {exc.__class__.__name__}: {_short(exc)}") from exc
-        self.traffic.add(request_wire_size(resp, data), response_wire_size(resp, content))
-        status = resp.status_code
+        reply = transport.request(
+            self.session, self.remote, method, url, data=data, headers=headers, params=params)
+        self.traffic.add(request_wire_size(reply.response, data),
+                         response_wire_size(reply.response, reply.content))
+        status = reply.status
         if 200 <= status < 300:
             try:
-                return orjson.loads(content) if content else None
+                return orjson.loads(reply.content) if reply.content else None
             except orjson.JSONDecodeError as exc:
                 raise RemoteUnavailable(f"{where}: reply {status} is not valid JSON") from exc
-        message = _error_message(content) or resp.reason or "no message"
+        message = _error_message(reply.content) or "no message"
+        if status in (429, 503) and (wait := _retry_after(reply.headers.get("Retry-After"))):
+            raise RemoteBusy(f"{where}: server busy ({status}): {message}", wait)
         if status >= 500 or status in TRANSIENT_STATUSES:
             raise RemoteUnavailable(f"{where}: server answered {status}: {message}")
         if status in (401, 403):
@@ -186,12 +191,42 @@ class RemoteClient:
         raise RemoteRejected(f"{where}: {status} {message}", status)
 
 
-def _format_refused(exc: RemoteRejected) -> bool:
-    """A 4xx that means "this server does not know cogent-batch/2" (it tried to read JSON)."""
-    text = str(exc)
-    return exc.status in (400, 415) and (
-        "JSON" in text or "format" in text or "Content-Type" in text
-    )
+MAX_RETRY_AFTER = 24 * 3600.0
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header given in seconds (dates are not used by servers
+    that answer a pusher); None when absent or unreadable."""
+    if not value or not value.strip().isascii() or not value.strip().isdigit():
+        return None
+    return min(float(value.strip()), MAX_RETRY_AFTER) or None
+
+
+def check_map_reply(remote: str, reply: Any) -> dict[str, Any]:
+    """The map reply, checked: an object of id maps (request key → integer server id) and
+    a list of errors; anything else is a :class:`BadReply`, never a traceback."""
+    def bad(why: str) -> BadReply:
+        return BadReply(f"{remote}: the metadata map reply {why}; is resturl a cogent-sync "
+                        f"server?")
+
+    if not isinstance(reply, dict):
+        raise bad(f"is {_clip(reply)}, not an object")
+    for kind, answers in reply.items():
+        if kind == "errors":
+            if not isinstance(answers, list):
+                raise bad(f"has errors {_clip(answers)}, not a list")
+            continue
+        if not isinstance(answers, dict):
+            raise bad(f"maps {kind} with {_clip(answers)}, not an object")
+        for key, value in answers.items():
+            if type(value) is not int or not key.lstrip("-").isdigit():
+                raise bad(f"maps {kind} {key!r} to {_clip(value)}, not an integer id")
+    return reply
+
+
+def _clip(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:80] + "…"
 
 
 def _error_message(content: bytes) -> str | None:
@@ -204,11 +239,6 @@ def _error_message(content: bytes) -> str | None:
         msg = doc.get("error") or doc.get("detail")
         return str(msg) if msg is not None else None
     return None
-
-
-def _short(exc: BaseException) -> str:
-    text = str(exc)
-    return text if len(text) < 300 else text[:300] + "…"
 
 
 def request_wire_size(resp: requests.Response, data: bytes | None) -> int:

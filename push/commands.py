@@ -31,7 +31,7 @@ from push.outcome import Exit, for_failure, worst
 from push.progress import Progress
 from push.status import backlog, format_status, local_status, remote_status, status_exit
 from push.store import LocalStore
-from push.sync import RemoteReport, StreamReport
+from push.sync import RemoteReport, RemoteSync, StreamReport
 from push.verify import Verifier
 
 log = logging.getLogger("push")
@@ -299,9 +299,12 @@ def cmd_verify(config: Config, args: argparse.Namespace) -> int:
                 bar.finish()
                 if args.repair and any(not c.same for c in comparisons):
                     bar = Progress(f"{remote.name}: re-sending", 0)
-                    sent = verifier.repair(comparisons, config.pushlimit, progress=bar)
+                    sync = RemoteSync(config, remote, engine, client=client)
+                    sent, aside = verifier.repair(comparisons, sync, config.pushlimit, bar)
                     bar.finish()
-                    print(f"{remote.name}: re-sent {sent} rows; verifying again")
+                    also = f" ({aside} set aside: see 'RestPusher.py status')" if aside else ""
+                    print(f"{remote.name}: the remote took {sent} re-sent rows{also}; "
+                          f"verifying again")
                     comparisons = Verifier(engine, client).compare(only)
                 print(f"remote {remote.name}:")
                 for c in comparisons:

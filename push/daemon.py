@@ -1,18 +1,23 @@
 """The push daemon: cycles on a timer, per-remote backoff, graceful shutdown.
 
-Each remote has its own schedule, so a remote that is down (waiting out its
-backoff) never holds back the others. The first SIGTERM/SIGINT lets the batch
-in flight finish, records its progress and exits; a second one aborts at once.
+Each remote runs in its own thread on its own schedule, so a remote that is down,
+slow or hung (waiting out its backoff, or a request its deadline has not yet ended)
+never holds back the others. The first SIGTERM/SIGINT lets the batches in flight
+finish, records their progress and exits — within :data:`STOP_GRACE` seconds
+whatever a remote is doing (a batch abandoned then is simply sent again next time);
+a second one aborts at once.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import random
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import FrameType
 
@@ -25,9 +30,16 @@ from push.sync import RemoteReport, RemoteSync
 log = logging.getLogger(__name__)
 
 
+STOP_GRACE = 10.0  # seconds a remote has to finish after the first SIGTERM
+
+
+def _abandoned(name: str) -> RemoteReport:
+    return RemoteReport(name, ok=False, error="stopped while a request was still running",
+                        stopped=True)
+
+
 @dataclass
 class _Schedule:
-    due: float = 0.0
     failures: int = 0
 
 
@@ -73,46 +85,65 @@ class Pusher:
         return report
 
     def run_once(self) -> list[RemoteReport]:
-        reports = []
-        for name in self.syncs:
-            if self.stop.is_set():
-                break
-            reports.append(self.run_remote(name))
-        return reports
+        """One cycle of every enabled remote, all at once; their reports in config order."""
+        reports: dict[str, RemoteReport] = {}
+
+        def one(name: str) -> None:
+            reports[name] = self.run_remote(name)
+
+        threads = [self._start(name, functools.partial(one, name)) for name in self.syncs]
+        self._join(threads)
+        return [reports.get(name) or _abandoned(name) for name in self.syncs]
 
     def run_forever(self) -> None:
         if not self.syncs:
             log.warning("no remote is enabled in [locations]; nothing to do")
-        schedule = {name: _Schedule() for name in self.syncs}
         log.info(
-            "push daemon started: %d remote(s), every %g s", len(schedule), self.config.synctime
+            "push daemon started: %d remote(s), every %g s", len(self.syncs), self.config.synctime
         )
-        while not self.stop.is_set():
-            now = time.monotonic()
-            for name, slot in schedule.items():
-                if self.stop.is_set() or slot.due > now:
-                    continue
-                report = self.run_remote(name)
-                if report.ok:
-                    slot.failures = 0
-                    slot.due = time.monotonic() + self._interval()
-                else:
-                    slot.failures += 1
-                    delay = backoff_delay(
-                        slot.failures, self.config.backoff_min, self.config.backoff_max
-                    )
-                    if report.permanent:  # a bad key or schema will not fix itself quickly
-                        delay = max(delay, self.config.synctime)
-                    slot.due = time.monotonic() + delay
-                    log.info(
-                        "%s: next try in %.0f s (failure %d in a row)", name, delay, slot.failures
-                    )
-            if not schedule:
-                wait = self.config.synctime
-            else:
-                wait = max(0.0, min(s.due for s in schedule.values()) - time.monotonic())
-            self.stop.wait(wait)
+        threads = [self._start(name, functools.partial(self._cycle_forever, name))
+                   for name in self.syncs]
+        self._join(threads)
         log.info("push daemon stopped")
+
+    def _cycle_forever(self, name: str) -> None:
+        slot = _Schedule()
+        while not self.stop.is_set():
+            report = self.run_remote(name)
+            if report.ok:
+                slot.failures = 0
+                delay = self._interval()
+            else:
+                slot.failures += 1
+                delay = backoff_delay(
+                    slot.failures, self.config.backoff_min, self.config.backoff_max
+                )
+                if report.permanent:  # a bad key or schema will not fix itself quickly
+                    delay = max(delay, self.config.synctime)
+                log.info("%s: next try in %.0f s (failure %d in a row)", name, delay,
+                         slot.failures)
+            self.stop.wait(delay)
+
+    @staticmethod
+    def _start(name: str, work: Callable[[], None]) -> threading.Thread:
+        # Daemon threads: a remote still inside a request when the grace period ends must
+        # not keep the process alive.
+        thread = threading.Thread(target=work, name=f"cogent-push-{name}", daemon=True)
+        thread.start()
+        return thread
+
+    def _join(self, threads: list[threading.Thread]) -> None:
+        """Wait for every remote's thread; once stopping, at most STOP_GRACE seconds more."""
+        while any(t.is_alive() for t in threads):
+            if self.stop.wait(0.2):
+                break
+        deadline = time.monotonic() + STOP_GRACE
+        for t in threads:
+            t.join(max(0.0, deadline - time.monotonic()))
+            if t.is_alive():
+                log.warning("%s: still inside a request after %g s; leaving it (its batch is "
+                            "sent again next time)", t.name.removeprefix("cogent-push-"),
+                            STOP_GRACE)
 
     def _interval(self) -> float:
         j = self.config.jitter

@@ -23,7 +23,7 @@ from push.client import RemoteClient
 from push.outcome import Exit, for_failure, worst
 from push.setaside import Reason, set_aside_reasons
 from push.store import LocalStore, utcnow
-from push.streams import STREAMS
+from push.streams import backlog
 from push.verify import HouseComparison, Verifier
 
 REASONS_SHOWN = 10
@@ -181,23 +181,6 @@ def _in_step(house: HouseComparison) -> bool:
     if house.same:
         return True
     return house.remote_id is None and house.compared_readings == house.compared_states == 0
-
-
-def backlog(engine: Engine, store: LocalStore, remote: str) -> dict[str, int]:
-    """Rows not yet acknowledged by ``remote``, per stream (unstamped rows included)."""
-    out = {}
-    with engine.connect() as conn:
-        for stream in STREAMS:
-            t = stream.table
-            cursor = store.cursor(remote, stream.name)
-            ahead = conn.execute(
-                select(func.count()).select_from(t).where(t.c.syncSeq > cursor)
-            ).scalar_one()
-            unstamped = conn.execute(
-                select(func.count()).select_from(t).where(t.c.syncSeq.is_(None))
-            ).scalar_one()
-            out[stream.name] = int(ahead) + int(unstamped)
-    return out
 
 
 def check_key(client: RemoteClient) -> None:

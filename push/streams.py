@@ -30,12 +30,11 @@ from datetime import UTC, datetime, timedelta
 from itertools import repeat
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, Row, String, Table, select, type_coerce
+from sqlalchemy import Engine, Row, String, Table, func, select, type_coerce
 
 from models import NodeState, Reading
 from models.base import table_of
-from models.sequence import stamp_pending
-from push.store import SetAside
+from push.store import LocalStore, SetAside
 
 if TYPE_CHECKING:  # push.metadata needs push.client, which needs this module
     from push.metadata import MetadataMapper
@@ -59,7 +58,6 @@ LZMA2_FILTERS = [{"id": lzma.FILTER_LZMA2, "preset": 6, "dict_size": LZMA2_DICT}
 PLAIN = 0xFF  # integer column: each value as a zigzag varint
 IEEE = 0xFF  # value column: raw IEEE-754 doubles in 8 byte planes
 MAX_SCALE = 9
-STAMP_ROUND = 50_000  # rows stamped at a time, as push.sync does
 _POW10 = [float(10**s) for s in range(MAX_SCALE + 1)]
 _INT64 = 1 << 63
 _EXACT = 1 << 53
@@ -93,30 +91,33 @@ NODE_STATES = Stream("NodeState", "nodestate", "nodestates")
 STREAMS = (READINGS, NODE_STATES)
 
 
-def fetch(engine: Engine, stream: Stream, after: int, limit: int) -> list[Row[Any]]:
-    """Up to ``limit`` rows with ``syncSeq`` above ``after``, in ``syncSeq`` order.
+class Reader:
+    """Reads one remote's batches of each stream in ``syncSeq`` order.
 
     A full batch also starts reading (and preparing) the next one in a thread, which the
     next call takes if it asks for exactly that batch. That is safe because stamps only
     grow: the ``limit`` rows after a position, once there are that many, stay the same.
-    A short read-ahead could miss rows stamped since, so it is never used; when the stamped
-    rows run out, the read-ahead stamps the next round itself.
+    A short read-ahead could miss rows stamped since, so it is never used. Stamping is the
+    caller's (push/sync.py), never the read-ahead's. Each remote has its own reader, so
+    two remotes never throw away each other's read-ahead.
     """
-    key = (id(engine), stream.name)
-    with _AHEAD_LOCK:
-        pending = _AHEAD.pop(key, None)
-    rows: FetchedRows | None = None
-    if pending and pending.engine is engine and (pending.after, pending.limit) == (after, limit):
-        got = pending.take()
-        if got is not None and len(got) == limit:
-            rows = got
-    if rows is None:
-        rows = _query(engine, stream, after, limit)
-    if len(rows) == limit:
-        ahead = _Ahead(engine, stream, rows[-1].syncSeq, limit)
-        with _AHEAD_LOCK:
-            _AHEAD[key] = ahead
-    return rows
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self._ahead: dict[str, _Ahead] = {}
+
+    def fetch(self, stream: Stream, after: int, limit: int) -> list[Row[Any]]:
+        pending = self._ahead.pop(stream.name, None)
+        rows: FetchedRows | None = None
+        if pending and (pending.after, pending.limit) == (after, limit):
+            got = pending.take()
+            if got is not None and len(got) == limit:
+                rows = got
+        if rows is None:
+            rows = _query(self.engine, stream, after, limit)
+        if len(rows) == limit:
+            self._ahead[stream.name] = _Ahead(self.engine, stream, rows[-1].syncSeq, limit)
+        return rows
 
 
 def _query(engine: Engine, stream: Stream, after: int, limit: int) -> FetchedRows:
@@ -148,12 +149,6 @@ class _Ahead:
     def _run(self) -> None:
         try:
             rows = _query(self.engine, self.stream, self.after, self.limit)
-            if len(rows) < self.limit and stamp_pending(
-                self.engine, self.stream.name, max(self.limit, STAMP_ROUND)
-            ):
-                # The stamped rows ran out: stamp the next round now, while the server is busy,
-                # rather than after its reply (stamps only grow, so this is just earlier).
-                rows = _query(self.engine, self.stream, self.after, self.limit)
             if len(rows) == self.limit:
                 rows.prepared = prepare(self.stream, rows)
             self.rows = rows
@@ -165,10 +160,6 @@ class _Ahead:
     def take(self) -> FetchedRows | None:
         self._done.wait()
         return self.rows
-
-
-_AHEAD: dict[tuple[int, str], _Ahead] = {}
-_AHEAD_LOCK = threading.Lock()
 
 
 # --- the batch, in the two forms a server may take ------------------------------------------
@@ -208,6 +199,16 @@ class StateSeries:
 class BatchPayload:
     readings: list[ReadingGroup] = field(default_factory=list)
     nodestates: list[StateSeries] = field(default_factory=list)
+
+    @property
+    def kind(self) -> str:
+        """What the batch carries (the pusher sends one stream per batch)."""
+        return "reading" if self.readings else "nodestate"
+
+    @property
+    def rows(self) -> int:
+        return sum(len(s.values) for g in self.readings for s in g.series) + sum(
+            len(s.times) for s in self.nodestates)
 
     def as_json(self) -> dict[str, Any]:
         """The same rows, in the same order, as a ``cogent-batch/1`` document."""
@@ -673,4 +674,21 @@ def _finish_node_states(prepared: Prepared, mapper: MetadataMapper) -> Encoded:
             )
         )
         out.rows.extend(local_rows)
+    return out
+
+
+def backlog(engine: Engine, store: LocalStore, remote: str) -> dict[str, int]:
+    """Rows not yet acknowledged by ``remote``, per stream (unstamped rows included)."""
+    out = {}
+    with engine.connect() as conn:
+        for stream in STREAMS:
+            t = stream.table
+            cursor = store.cursor(remote, stream.name)
+            ahead = conn.execute(
+                select(func.count()).select_from(t).where(t.c.syncSeq > cursor)
+            ).scalar_one()
+            unstamped = conn.execute(
+                select(func.count()).select_from(t).where(t.c.syncSeq.is_(None))
+            ).scalar_one()
+            out[stream.name] = int(ahead) + int(unstamped)
     return out

@@ -11,29 +11,35 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import socket
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
+from base import __version__
 from base.config import Config, RemoteConfig
 from base.db import redact
-from base.errors import DatabaseUnavailable, SchemaMismatch
+from base.errors import DatabaseUnavailable, RemoteBusy, SchemaMismatch
 from base.migrate import current_revision, head_revision, schema_advice
+from models.protocol import codes
+from models.protocol.ack import RejectedRun
 from models.sequence import stamp_pending
 from push.backoff import retry
 from push.client import RemoteClient
 from push.metadata import MetadataMapper
 from push.store import LocalStore, SetAside, utcnow
-from push.streams import STREAMS, Encoded, Stream, encode, fetch
+from push.streams import STREAMS, Encoded, Reader, Stream, encode
+from push.streams import backlog as backlog_counts
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 BATCH_ATTEMPTS = 3
 STAMP_ROUND = 50_000
@@ -74,6 +80,7 @@ class RemoteReport:
     stopped: bool = False
     permanent: bool = False
     failure: type[BaseException] | None = None  # the class of what failed: the exit code
+    busy: int = 0  # times the server said it was busy (429/503 + Retry-After) and was waited for
 
     @property
     def sent(self) -> int:
@@ -98,18 +105,30 @@ class RemoteSync:
         self.stop = stop or threading.Event()
         self.client = client or RemoteClient(remote)
         self._mapping = threading.Lock()
+        self.busy = 0  # times the server said it was busy, this cycle
+        self.reader = Reader(engine)
 
     def close(self) -> None:
         self.client.close()
 
+    def check_in(self) -> dict[str, Any] | None:
+        """The authenticated hello: a bad key fails the cycle even with nothing to send, and
+        the server records this station's contact, clock and backlog. None from a server
+        that predates it."""
+        pending = sum(backlog_counts(self.engine, self.store, self.remote.name).values())
+        checkin = {
+            "host": socket.gethostname(),
+            "version": __version__,
+            "clock": utcnow().isoformat(),
+            "backlog": pending,
+            "dialect": "native",
+        }
+        return self._retry(lambda: self.client.hello(checkin), "check-in")
+
     def check_schema(self) -> str:
-        version = retry(
-            self.client.version,
-            attempts=BATCH_ATTEMPTS,
-            base=self.config.backoff_min / 5,
-            cap=self.config.backoff_min,
-            stop=self.stop,
-        )
+        version = self.check_in()
+        if version is None:  # an older server: its public version endpoint, and no key check
+            version = self._retry(self.client.version, "version")
         remote_rev = version.get("schema") if isinstance(version, dict) else None
         local_rev = current_revision(self.engine)
         head = head_revision()
@@ -130,6 +149,7 @@ class RemoteSync:
 
     def run(self) -> RemoteReport:
         report = RemoteReport(self.remote.name)
+        self.busy = 0
         started = utcnow()
         t0 = time.monotonic()
         before = (
@@ -162,6 +182,7 @@ class RemoteSync:
             raise
         finally:
             report.seconds = time.monotonic() - t0
+            report.busy = self.busy
             traffic = self.client.traffic
             report.requests = traffic.requests - before[0]
             report.bytes_sent = traffic.bytes_sent - before[1]
@@ -176,46 +197,47 @@ class RemoteSync:
         report.ok = True
         return report
 
+    def _retry(self, fn: Callable[[], T], what: str) -> T:
+        """``fn`` (one request) with the cycle's retries; a busy server is waited for."""
+        def on_busy(delay: float, exc: RemoteBusy) -> None:
+            self.busy += 1
+            log.info("%s: server busy; %s again in %.0f s as it asked", self.remote.name, what,
+                     delay)
+
+        return retry(
+            fn,
+            attempts=BATCH_ATTEMPTS,
+            base=self.config.backoff_min / 5,
+            cap=self.config.backoff_min,
+            stop=self.stop,
+            busy_cap=self.config.backoff_max,
+            on_busy=on_busy,
+            on_retry=lambda n, d, e: log.warning(
+                "%s: %s failed (%s); try %d in %.1f s", self.remote.name, what, e, n + 1, d),
+        )
+
     def send_rows(self, stream: Stream, rows: list[Any], mapper: MetadataMapper) -> Sent:
         """Send one batch (from a sender thread, or ``retry``); return what was sent and what
         to set aside.
 
-        A remote that says a location or node we think is mapped is unknown has lost it
-        (its database was rebuilt, or someone deleted the row): forget those mappings, map
-        again by natural key and resend once, instead of setting the rows aside for good.
+        Mapping the batch's metadata and sending it are requests like any other: retried
+        within the cycle. A remote that says a location or node we think is mapped is
+        unknown (by its code) has lost it (its database was rebuilt, or someone deleted the
+        row): forget those mappings, map again by natural key and resend once, instead of
+        setting the rows aside for good.
         """
         for attempt in (1, 2):
-            with self._mapping:  # the mapper is not shared between threads
-                encoded = encode(stream, rows, mapper)
+            def build() -> Encoded:
+                with self._mapping:  # the mapper is not shared between threads
+                    return encode(stream, rows, mapper)
+
+            encoded = self._retry(build, f"{stream.name} metadata")
             set_aside = list(encoded.set_aside)
             if not encoded.count:
                 return Sent(encoded, set_aside)
-            reply = retry(
-                functools.partial(self.client.send_batch, encoded.payload),
-                attempts=BATCH_ATTEMPTS,
-                base=self.config.backoff_min / 5,
-                cap=self.config.backoff_min,
-                stop=self.stop,
-                on_retry=lambda n, d, e: log.warning(
-                    "%s: %s batch failed (%s); try %d in %.1f s",
-                    self.remote.name,
-                    stream.name,
-                    e,
-                    n + 1,
-                    d,
-                ),
-            )
-            rejected: list[tuple[Any, str]] = []
-            for rej in reply.rejected:
-                idx = rej.get("index")
-                if (
-                    rej.get("kind") != stream.kind
-                    or not isinstance(idx, int)
-                    or not 0 <= idx < encoded.count
-                ):
-                    log.warning("%s: ignoring malformed rejection %r", self.remote.name, rej)
-                    continue
-                rejected.append((encoded.rows[idx], str(rej.get("reason", "rejected"))))
+            ack = self._retry(
+                functools.partial(self.client.send_batch, encoded.payload), f"{stream.name} batch")
+            rejected = [(encoded.rows[i], run) for i, run in ack.rejected_rows()]
             stale = _stale_mappings(rejected)
             if stale and attempt == 1:
                 log.warning(
@@ -227,17 +249,10 @@ class RemoteSync:
                 with self._mapping:
                     mapper.forget(stale)
                 continue
-            for row, reason in rejected:
-                set_aside.append(SetAside(stream.name, row.id, row.syncSeq, f"remote: {reason}"))
-            accounted = reply.stored + reply.unchanged + len(reply.rejected)
-            if accounted != encoded.count:
-                log.warning(
-                    "%s: remote accounted for %d of %d rows sent",
-                    self.remote.name,
-                    accounted,
-                    encoded.count,
-                )
-            return Sent(encoded, set_aside, reply.stored, reply.unchanged)
+            for row, run in rejected:
+                set_aside.append(
+                    SetAside(stream.name, row.id, row.syncSeq, f"remote: {run.reason}"))
+            return Sent(encoded, set_aside, ack.stored, ack.unchanged)
         raise AssertionError("unreachable")
 
     def push_stream(self, stream: Stream, mapper: MetadataMapper) -> StreamReport:
@@ -256,11 +271,11 @@ class RemoteSync:
         with ThreadPoolExecutor(PIPELINE_DEPTH, thread_name_prefix="cogent-send") as senders:
             while True:
                 while more and len(flights) < PIPELINE_DEPTH and not self.stop.is_set():
-                    rows = fetch(self.engine, stream, position, limit)
+                    rows = self.reader.fetch(stream, position, limit)
                     if len(rows) < limit and stamp_pending(
                         self.engine, stream.name, max(limit, STAMP_ROUND)
                     ):
-                        rows = fetch(self.engine, stream, position, limit)
+                        rows = self.reader.fetch(stream, position, limit)
                     more = len(rows) == limit
                     if not rows:
                         break
@@ -315,12 +330,12 @@ def local_database_errors(engine: Engine) -> Iterator[None]:
         raise DatabaseUnavailable(f"{where}: {exc.orig or exc}") from exc
 
 
-def _stale_mappings(rejected: list[tuple[Any, str]]) -> set[tuple[str, int]]:
+def _stale_mappings(rejected: list[tuple[Any, RejectedRun]]) -> set[tuple[str, int]]:
     """(kind, local id) of mappings the remote says it does not know."""
     stale: set[tuple[str, int]] = set()
-    for row, reason in rejected:
-        if reason.startswith("unknown location") and getattr(row, "locationId", None):
+    for row, run in rejected:
+        if run.code == codes.UNKNOWN_LOCATION and getattr(row, "locationId", None):
             stale.add(("location", row.locationId))
-        elif reason.startswith("unknown node"):
+        elif run.code == codes.UNKNOWN_NODE:
             stale.add(("node", row.nodeId))
     return stale

@@ -23,7 +23,8 @@ from push.client import RemoteClient
 from push.metadata import MetadataMapper
 from push.progress import Progress
 from push.store import LocalStore
-from push.streams import NODE_STATES, READINGS, Stream, encode
+from push.streams import NODE_STATES, READINGS, Stream
+from push.sync import RemoteSync
 
 log = logging.getLogger(__name__)
 
@@ -274,26 +275,28 @@ class Verifier:
     def repair(
         self,
         comparisons: list[HouseComparison],
+        sync: RemoteSync,
         batch: int,
         progress: Progress | None = None,
-    ) -> int:
-        """Re-send the local rows of every range that differs; return how many were sent."""
+    ) -> tuple[int, int]:
+        """Re-send the local rows of every range that differs, through the cycle's own send
+        path (retries, remapping, set-aside); (rows the remote took, rows set aside)."""
         todo = [d for c in comparisons for d in c.differences if d.local_count]
         if progress is not None:
             progress.total = sum(d.local_count for d in todo)
-        sent = 0
+        delivered = aside = 0
         for diff in todo:  # ranges with no local rows: only a download can restore them
             rows = self._rows(diff)
+            stream: Stream = READINGS if diff.kind == "reading" else NODE_STATES
             for i in range(0, len(rows), batch):
-                stream: Stream = READINGS if diff.kind == "reading" else NODE_STATES
-                encoded = encode(stream, rows[i : i + batch], self.mapper)
-                if encoded.count:
-                    self.client.send_batch(encoded.payload)
-                    sent += encoded.count
+                sent = sync.send_rows(stream, rows[i : i + batch], self.mapper)
+                sync.store.set_aside(sync.remote.name, sent.set_aside)
+                delivered += sent.stored + sent.unchanged
+                aside += len(sent.set_aside)
             log.info("re-sent %d rows for %s", len(rows), diff.describe())
             if progress is not None:
                 progress.advance(len(rows))
-        return sent
+        return delivered, aside
 
     def _rows(self, diff: Difference) -> list[Any]:
         start = datetime.combine(date.fromisoformat(diff.day), datetime.min.time())

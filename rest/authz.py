@@ -33,6 +33,7 @@ from typing import Any
 from sqlalchemy import Connection, Integer, cast, exists, literal, null, or_, select, union_all
 
 from models import House, Location, Node, Reading
+from models.protocol import codes
 from rest.errors import forbidden
 from rest.keys import Principal
 from rest.resources import Resource
@@ -180,18 +181,20 @@ class WriteRule:
 
     # --- decisions: a reason when refused, None when allowed --------------------------------
 
-    def node_refusal(self, node: int, fact: NodeFact) -> str | None:
-        """Rows hanging off an existing node (readings, node states, sensors)."""
+    def node_refusal(self, node: int, fact: NodeFact) -> tuple[str, str] | None:
+        """Rows hanging off an existing node (readings, node states, sensors): (code, why)."""
         if self.owns_site(fact.site):
             return None
-        return node_unlocated(node) if fact.location is None else node_not_yours(node)
+        if fact.location is None:
+            return codes.NODE_UNLOCATED, node_unlocated(node)
+        return codes.NOT_YOUR_SITE, node_not_yours(node)
 
     def reading_refusal(
         self, node: int, fact: NodeFact, location: int, location_site: int | None
-    ) -> str | None:
-        """A reading of a known node at a known location."""
+    ) -> tuple[str, str] | None:
+        """A reading of a known node at a known location: (code, why)."""
         if not self.owns_site(location_site):
-            return location_not_yours(location)
+            return codes.NOT_YOUR_SITE, location_not_yours(location)
         return self.node_refusal(node, fact)
 
     def may_replace_reading_at(self, location: int | None) -> bool:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from models.protocol.ack import MAX_RUNS
+from models.protocol.codes import REJECTION_CODES
 from rest.resources import Field, Resource
 
 ERROR: dict[str, Any] = {
@@ -180,22 +182,29 @@ BATCH_BODY: dict[str, Any] = {
 }
 BATCH_REPLY: dict[str, Any] = {
     "type": "object",
+    "description": "Every row sent is stored, unchanged or in one rejected run",
     "properties": {
+        "batch": {"type": "string", "description": "sha256 (hex) of the decompressed body"},
+        "rows": {"type": "integer", "description": "rows in the batch"},
         "stored": {"type": "integer", "description": "rows inserted or changed"},
         "unchanged": {"type": "integer", "description": "rows already present, same values"},
         "rejected": {
             "type": "array",
+            "maxItems": MAX_RUNS,
             "items": {
                 "type": "object",
                 "properties": {
                     "kind": {"enum": ["reading", "nodestate"]},
-                    "index": {"type": "integer"},
+                    "index": {"type": "integer", "description": "first row of the run"},
+                    "count": {"type": "integer", "description": "rows in the run"},
+                    "code": {"enum": sorted(REJECTION_CODES)},
                     "reason": _STR,
                 },
             },
         },
     },
 }
+
 
 _JSON_TYPES = {"int": "integer", "float": "number", "str": "string", "time": "string"}
 

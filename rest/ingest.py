@@ -27,6 +27,8 @@ from sqlalchemy import Connection, Table, and_, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from models import NodeState, Reading, SensorType
+from models.protocol import codes
+from models.protocol.ack import MAX_RUNS, Ack, RejectedRun, merge_runs
 from rest.authz import REPLACES_FOREIGN_READING, WriteRule
 from rest.body import BATCH_V2_MAGIC, BinaryBatch, too_large
 from rest.errors import bad_request
@@ -43,11 +45,8 @@ _GROUPS_PER_QUERY = 50
 _MYSQL_DUPLICATE_KEY = 1062
 
 
-@dataclass
-class Rejected:
-    kind: str
-    index: int
-    reason: str
+Rejected = RejectedRun  # a run of rows of one kind refused for one reason
+Problem = tuple[str, str]  # (code, reason): models.protocol.codes, and words for people
 
 
 @dataclass
@@ -77,6 +76,10 @@ class Batch:
     readings: list[ReadingSeries] = field(default_factory=list)
     nodestates: list[StateSeries] = field(default_factory=list)
 
+    @property
+    def rows(self) -> int:
+        return sum(len(s.t) for s in self.readings) + sum(len(s.t) for s in self.nodestates)
+
 
 @dataclass
 class BatchResult:
@@ -84,14 +87,15 @@ class BatchResult:
     unchanged: int = 0
     rejected: list[Rejected] = field(default_factory=list)
 
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "stored": self.stored,
-            "unchanged": self.unchanged,
-            "rejected": [
-                {"kind": r.kind, "index": r.index, "reason": r.reason} for r in self.rejected
-            ],
-        }
+    def reject(self, kind: str, index: int, problem: Problem, count: int = 1) -> None:
+        self.rejected.append(RejectedRun(kind, index, count, *problem))
+        if len(self.rejected) > 2 * MAX_RUNS:  # merging runs cannot get under the cap either
+            self.rejected = list(merge_runs(self.rejected))
+
+    def ack(self, digest: str, rows: int) -> Ack:
+        """The acknowledgement of a batch of ``rows`` rows whose body had ``digest``;
+        :class:`TooManyRuns` when its rejections need more than MAX_RUNS runs."""
+        return Ack(digest, rows, self.stored, self.unchanged, merge_runs(self.rejected))
 
 
 # --- parsing: the structure must be right, or the whole batch is refused -------------------
@@ -416,56 +420,57 @@ def decode_v2(data: bytes, limit: int) -> Batch:
 # --- validation: per series (references, ownership) and per row (time, values) --------------
 
 
-def _time_problem(us: int, latest: int) -> str | None:
+def _time_problem(us: int, latest: int) -> Problem | None:
     if us < 0:
-        return "time is before 1970"
+        return codes.BAD_TIME, "time is before 1970"
     if us > latest:
-        return "time is more than a day in the future"
+        return codes.BAD_TIME, "time is more than a day in the future"
     return None
 
 
-def _value_problem(v: Any) -> str | None:
+def _value_problem(v: Any) -> Problem | None:
     if v is None:
-        return "value is missing (null)"
+        return codes.VALUE_MISSING, "value is missing (null)"
     if isinstance(v, bool) or not isinstance(v, int | float):
-        return f"value {v!r} is not a number"
+        return codes.BAD_VALUE, f"value {v!r} is not a number"
     if isinstance(v, float):
         if math.isnan(v):
-            return "value is NaN"
+            return codes.BAD_VALUE, "value is NaN"
         if math.isinf(v):
-            return "value is infinite"
+            return codes.BAD_VALUE, "value is infinite"
     elif abs(v) > 1e308:
-        return "value is out of range"
+        return codes.BAD_VALUE, "value is out of range"
     return None
 
 
-def _opt_int_problem(name: str, v: Any, bound: int) -> str | None:
+def _opt_int_problem(name: str, v: Any, bound: int) -> Problem | None:
     if v is None:
         return None
     if isinstance(v, bool) or not isinstance(v, int) or not -bound <= v < bound:
-        return f"{name} {v!r} is not an integer in range"
+        return codes.BAD_VALUE, f"{name} {v!r} is not an integer in range"
     return None
 
 
-def _reading_series_problems(rule: WriteRule, batch: Batch) -> dict[int, str]:
+def _reading_series_problems(rule: WriteRule, batch: Batch) -> dict[int, Problem]:
     """Series index → why all of its rows are refused (unknown references, the write rule)."""
     types = {s.type for s in batch.readings}
     facts = rule.lookup({s.node for s in batch.readings}, {s.location for s in batch.readings})
     known_types = set(
         rule.conn.execute(select(SensorType.id).where(SensorType.id.in_(types))).scalars()
     )
-    problems = {}
+    problems: dict[int, Problem] = {}
     for i, s in enumerate(batch.readings):
         node = facts.nodes.get(s.node)
         if node is None:
-            problems[i] = f"unknown node {s.node}: map it first (POST /rest/sync/map/)"
+            problems[i] = codes.UNKNOWN_NODE, _unknown_node(s.node)
         elif s.type not in known_types:
-            problems[i] = (
+            problems[i] = codes.UNKNOWN_TYPE, (
                 f"unknown sensor type {s.type}: not in this server's catalogue; an admin key "
                 f"adds it (POST /rest/sensortype/)"
             )
         elif s.location not in facts.locations:
-            problems[i] = f"unknown location {s.location}: map it first (POST /rest/sync/map/)"
+            problems[i] = codes.UNKNOWN_LOCATION, (
+                f"unknown location {s.location}: map it first (POST /rest/sync/map/)")
         else:
             why = rule.reading_refusal(s.node, node, s.location, facts.locations[s.location])
             if why:
@@ -473,13 +478,17 @@ def _reading_series_problems(rule: WriteRule, batch: Batch) -> dict[int, str]:
     return problems
 
 
-def _state_series_problems(rule: WriteRule, batch: Batch) -> dict[int, str]:
+def _unknown_node(node: int) -> str:
+    return f"unknown node {node}: map it first (POST /rest/sync/map/)"
+
+
+def _state_series_problems(rule: WriteRule, batch: Batch) -> dict[int, Problem]:
     facts = rule.lookup({s.node for s in batch.nodestates}, set())
-    problems = {}
+    problems: dict[int, Problem] = {}
     for i, s in enumerate(batch.nodestates):
         node = facts.nodes.get(s.node)
         if node is None:
-            problems[i] = f"unknown node {s.node}: map it first (POST /rest/sync/map/)"
+            problems[i] = codes.UNKNOWN_NODE, _unknown_node(s.node)
         else:
             why = rule.node_refusal(s.node, node)
             if why:
@@ -509,7 +518,7 @@ Row = tuple[Any, ...]
 
 
 def _valid_readings(
-    batch: Batch, problems: dict[int, str], latest: int, result: BatchResult
+    batch: Batch, problems: dict[int, Problem], latest: int, result: BatchResult
 ) -> Iterator[Row]:
     for i, s in enumerate(batch.readings):
         t = s.t
@@ -517,7 +526,7 @@ def _valid_readings(
             continue
         problem = problems.get(i)
         if problem:
-            result.rejected.extend(Rejected("reading", s.first + j, problem) for j in range(len(t)))
+            result.reject("reading", s.first, problem, len(t))
             continue
         if (s.clean or _finite_floats(s.v)) and min(t) >= 0 and max(t) <= latest:
             yield from zip(repeat(s.node), repeat(s.type), t, repeat(s.location), s.v)
@@ -525,13 +534,13 @@ def _valid_readings(
         for j, (us, v) in enumerate(zip(t, s.v, strict=True)):
             reason = _time_problem(us, latest) or _value_problem(v)
             if reason:
-                result.rejected.append(Rejected("reading", s.first + j, reason))
+                result.reject("reading", s.first + j, reason)
                 continue
             yield (s.node, s.type, us, s.location, float(v))
 
 
 def _valid_states(
-    batch: Batch, problems: dict[int, str], latest: int, result: BatchResult
+    batch: Batch, problems: dict[int, Problem], latest: int, result: BatchResult
 ) -> Iterator[Row]:
     for i, s in enumerate(batch.nodestates):
         problem = problems.get(i)
@@ -554,14 +563,14 @@ def _valid_states(
             reason = (
                 problem
                 or _time_problem(us, latest)
-                or ("seq is missing (null)" if seq is None else None)
+                or ((codes.BAD_VALUE, "seq is missing (null)") if seq is None else None)
                 or _opt_int_problem("seq", seq, _INT32)
                 or _opt_int_problem("parent", parent, _INT32)
                 or _opt_int_problem("rssi", rssi, _INT32)
                 or _opt_int_problem("localtime", localtime, _INT64)
             )
             if reason:
-                result.rejected.append(Rejected("nodestate", s.first + j, reason))
+                result.reject("nodestate", s.first + j, reason)
                 continue
             yield (s.node, us, seq, parent, rssi, localtime)
 
@@ -716,7 +725,8 @@ def _foreign_readings_guard(rule: WriteRule, batch: Batch, result: BatchResult) 
         foreign = {k for k, old in existing.items() if not rule.may_replace_reading_at(old[at])}
         if not foreign:
             return foreign, 0
-        already = {r.index for r in result.rejected if r.kind == "reading"}
+        already = {i for r in result.rejected if r.kind == "reading"
+                   for i in range(r.index, r.index + r.count)}
         groups = {k[:2] for k in foreign}
         copies = 0
         for s in batch.readings:
@@ -724,9 +734,8 @@ def _foreign_readings_guard(rule: WriteRule, batch: Batch, result: BatchResult) 
                 continue
             for j, us in enumerate(s.t):
                 if (s.node, s.type, us) in foreign and s.first + j not in already:
-                    result.rejected.append(
-                        Rejected("reading", s.first + j, REPLACES_FOREIGN_READING)
-                    )
+                    result.reject(
+                        "reading", s.first + j, (codes.FOREIGN_READING, REPLACES_FOREIGN_READING))
                     copies += 1
         return foreign, copies
 
@@ -745,5 +754,4 @@ def apply_batch(conn: Connection, principal: Principal, batch: Batch) -> BatchRe
     if batch.nodestates:
         state_problems = _state_series_problems(rule, batch)
         _apply(conn, NODESTATES, _valid_states(batch, state_problems, latest, result), result)
-    result.rejected.sort(key=lambda r: (r.kind != "reading", r.index))
     return result

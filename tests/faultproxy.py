@@ -10,6 +10,13 @@ when empty) and the proxy acts it out:
 - ``truncate``: forward, then send only part of the reply and close
 - ``stall``: read the request, answer nothing for ``stall_seconds``, close
 - ``trickle``: forward, send the reply a few bytes at a time (slow but complete)
+- ``drip``: forward, then send the reply one byte every ``drip_seconds`` (a hung remote
+  whose every read still returns something)
+
+A hostile server is scripted by path: ``proxy.on("/sync/batch/", responder)`` hands the
+next request whose path contains that fragment to ``responder(request, forward)``, which
+returns the raw reply to send (``forward()`` gives the real server's reply) or None to
+close the connection; the scripted replies come before the faults above.
 """
 
 from __future__ import annotations
@@ -20,9 +27,13 @@ import socket
 import struct
 import threading
 import time
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
-FAULTS = ("pass", "502", "503", "reset_before", "reset_after", "truncate", "stall", "trickle")
+Responder = Callable[[bytes, Callable[[], bytes | None]], bytes | None]
+
+FAULTS = ("pass", "502", "503", "reset_before", "reset_after", "truncate", "stall", "trickle",
+          "drip")
 
 
 def _read_message(sock: socket.socket, buf: bytearray) -> bytes | None:
@@ -68,14 +79,19 @@ def _rst(sock: socket.socket) -> None:
 
 
 class FaultProxy:
-    def __init__(self, upstream_url: str, stall_seconds: float = 3.0):
+    def __init__(self, upstream_url: str, stall_seconds: float = 3.0, drip_seconds: float = 0.5,
+                 default_fault: str = "pass"):
         parts = urlsplit(upstream_url)
         self.upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
         self.path_prefix = parts.path
         self.stall_seconds = stall_seconds
+        self.drip_seconds = drip_seconds
+        self.default_fault = default_fault  # for requests when no fault is queued
         self.faults: collections.deque[str] = collections.deque()
         self.seen: collections.Counter[str] = collections.Counter()
         self.requests = 0
+        self.paths: list[str] = []  # every request's method and path, in order
+        self._scripts: list[list] = []  # [fragment, responder, times left]
         self._lock = threading.Lock()
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = self._listener.getsockname()[1]
@@ -89,6 +105,26 @@ class FaultProxy:
             assert f in FAULTS, f
         with self._lock:
             self.faults.extend(faults)
+
+    def on(self, fragment: str, responder: Responder, times: int = 1) -> None:
+        """Answer the next ``times`` requests whose path contains ``fragment`` with
+        ``responder`` (``times=0``: every one)."""
+        with self._lock:
+            self._scripts.append([fragment, responder, times or -1])
+
+    def clear_scripts(self) -> None:
+        with self._lock:
+            self._scripts.clear()
+
+    def _script_for(self, request: bytes) -> Responder | None:
+        line = request.split(b"\r\n", 1)[0].decode("latin-1")
+        with self._lock:
+            self.paths.append(line.rsplit(" ", 1)[0])
+            for script in self._scripts:
+                if script[0] in line and script[2] != 0:
+                    script[2] -= 1
+                    return script[1]
+        return None
 
     def clear(self) -> int:
         """Drop the faults not yet acted out; how many there were."""
@@ -105,7 +141,7 @@ class FaultProxy:
     def _next_fault(self) -> str:
         with self._lock:
             self.requests += 1
-            fault = self.faults.popleft() if self.faults else "pass"
+            fault = self.faults.popleft() if self.faults else self.default_fault
             self.seen[fault] += 1
             return fault
 
@@ -134,6 +170,14 @@ class FaultProxy:
                 request = _read_message(client, buf)
                 if request is None:
                     break
+                responder = self._script_for(request)
+                if responder is not None:
+                    answer = responder(request, lambda r=request: self._forward(r))
+                    if answer is None:
+                        _rst(client)
+                        return
+                    client.sendall(answer)
+                    continue
                 fault = self._next_fault()
                 if fault in ("502", "503"):
                     body = b"<html><body>Bad Gateway</body></html>"
@@ -160,6 +204,12 @@ class FaultProxy:
                 if fault == "truncate":
                     client.sendall(reply[: max(1, len(reply) - 7)])
                     break
+                if fault == "drip":
+                    for i in range(len(reply)):
+                        if self._stop.wait(self.drip_seconds):
+                            break
+                        client.sendall(reply[i : i + 1])
+                    break
                 if fault == "trickle":
                     for i in range(0, len(reply), 16):
                         client.sendall(reply[i : i + 16])
@@ -170,3 +220,20 @@ class FaultProxy:
             pass
         with contextlib.suppress(OSError):
             client.close()
+
+
+def http_reply(status: int, body: bytes = b"", headers: dict[str, str] | None = None,
+               content_type: str = "application/json") -> bytes:
+    """A raw HTTP/1.1 reply with a Content-Length."""
+    lines = [f"HTTP/1.1 {status} X", f"Content-Type: {content_type}",
+             f"Content-Length: {len(body)}"]
+    lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+def request_body(request: bytes) -> bytes:
+    """The body of a raw request (decompressed when it was gzipped)."""
+    import gzip
+
+    head, _, body = request.partition(b"\r\n\r\n")
+    return gzip.decompress(body) if b"content-encoding: gzip" in head.lower() else body

@@ -102,9 +102,11 @@ def write_config(
     remotes: dict[str, tuple[str, str]],
     pushlimit: int = 5000,
     timeout: float = 2,
+    remote_options: dict[str, object] | None = None,
     **general: object,
 ) -> Config:
-    """remotes: name → (resturl, apikey). Fast backoff so tests do not wait long."""
+    """remotes: name → (resturl, apikey); ``remote_options`` go into every remote's section.
+    Fast backoff so tests do not wait long."""
     lines = [
         "[general]",
         f"localurl = {local_url}",
@@ -127,6 +129,7 @@ def write_config(
             f"timeout = {timeout}",
             "connect_timeout = 2",
         ]
+        lines += [f"{k} = {v}" for k, v in (remote_options or {}).items()]
     path.write_text("\n".join(lines) + "\n")
     return load_config(path)
 

@@ -9,9 +9,11 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from models.protocol.ack import TooManyRuns, batch_digest
 from rest.auth import WriterKey
-from rest.body import read_json
+from rest.body import BinaryBatch, is_binary_batch, parse_json, read_body, read_json
 from rest.docs import BATCH_BODY, BATCH_REPLY, MAP_BODY, MAP_REPLY, error_responses, json_body
+from rest.errors import ApiError
 from rest.ingest import apply_batch, parse_batch
 from rest.mapping import map_metadata, parse_map_request
 from rest.responses import JSONBytesResponse
@@ -51,17 +53,29 @@ async def post_map(request: Request, principal: WriterKey, state: State) -> Resp
     response_class=JSONBytesResponse,
 )
 async def post_batch(request: Request, principal: WriterKey, state: State) -> Response:
-    body: Any = await read_json(request, state.settings.max_body)
-    batch = await run_in_threadpool(parse_batch, body)
-    result = await run_in_threadpool(
-        run_write, state.engine, lambda conn: apply_batch(conn, principal, batch)
+    limit = state.settings.max_body
+    data = await read_body(request, limit)
+    digest = batch_digest(data)  # the acknowledgement names the batch it answers
+    body: Any = (
+        BinaryBatch(data, limit)
+        if is_binary_batch(request.headers.get("content-type"), data)
+        else parse_json(data) if len(data) < 4096  # a thread hop costs more than that
+        else await run_in_threadpool(parse_json, data)
     )
+    batch = await run_in_threadpool(parse_batch, body)
+    try:
+        ack = await run_in_threadpool(
+            run_write, state.engine, lambda conn: apply_batch(conn, principal, batch).ack(
+                digest, batch.rows)
+        )
+    except TooManyRuns as exc:  # nothing was stored: the transaction rolled back
+        raise ApiError(422, str(exc)) from None
     log.info(
         "batch from key %s (%s): stored %d, unchanged %d, rejected %d",
         principal.key_id,
         principal.site_name,
-        result.stored,
-        result.unchanged,
-        len(result.rejected),
+        ack.stored,
+        ack.unchanged,
+        sum(r.count for r in ack.rejected),
     )
-    return JSONBytesResponse(result.as_json())
+    return JSONBytesResponse(ack.as_json())

@@ -14,6 +14,7 @@ from models.base import table_of
 from push.client import RemoteClient
 from push.download import Downloader
 from push.status import format_status, remote_status
+from push.sync import RemoteSync
 from push.verify import Verifier
 from tests.pushkit import T0, assert_same, push_once, seed_cogent_house, write_config
 
@@ -130,8 +131,9 @@ def test_verify_names_a_day_deleted_on_the_remote_and_repair_restores_it(pair):
         assert diff.day == day.date().isoformat() and diff.node_id == 101 and diff.type_id == 0
         assert f"{gone} readings missing on the remote" in diff.describe()
         assert "Living Room A" in diff.describe() and "Temperature" in diff.describe()
-        sent = Verifier(engine, client).repair(comparisons, batch=100)
-        assert sent == diff.local_count
+        sync = RemoteSync(pair.config(), pair.config().remote("central"), engine, client=client)
+        taken, aside = Verifier(engine, client).repair(comparisons, sync, batch=100)
+        assert (taken, aside) == (diff.local_count, 0)
         assert all(c.same for c in Verifier(engine, client).compare())
         assert_same(pair.local, pair.remote)
     finally:

@@ -137,6 +137,8 @@ def request_for(method: str, path: str, a) -> tuple[str, dict[str, Any]]:
         kw["json"] = map_body(unique("d"), unique("a"), unique("r"), next_node_id())
     elif path == "/rest/sync/batch/":
         kw["json"] = readings_batch(a, [5.0, 6.0], start=T0 + 10**12)
+    elif path == "/rest/sync/hello/":
+        kw["json"] = {"host": unique("station"), "version": "0", "backlog": 0}
     elif path.startswith("/rest/summary/"):
         kw["params"] = {"houseId": a.house}
     elif method == "POST":
@@ -291,9 +293,9 @@ def test_site_b_cannot_read_or_change_site_a_houses_locations_nodes_or_readings(
     expect("map A's node into B's house", h.post("sync/map/", json=hijack), 200,
            lambda d: any(e["type"] == "node" for e in d["errors"]))
     expect("batch into A", h.post("sync/batch/", json=readings_batch(a, [7.0, 8.0])), 200,
-           lambda d: d["stored"] == 0 and len(d["rejected"]) == 2)
+           lambda d: d["stored"] == 0 and sum(r["count"] for r in d["rejected"]) == 2)
     expect("node states into A", h.post("sync/batch/", json=nodestates_batch(a, [3])), 200,
-           lambda d: d["stored"] == 0 and len(d["rejected"]) == 1)
+           lambda d: d["stored"] == 0 and sum(r["count"] for r in d["rejected"]) == 1)
     assert not problems, "\n".join(problems)
     assert a_rows(db, a) == before, "site B changed site A's rows"
     record("auth: site B on site A", requests=tries)

@@ -329,7 +329,7 @@ class Requests:
                 "sync/batch/", json=readings_batch(a, [7.0], start=T0 + 1000 + next(_serial))
             )
         if op == "hello":
-            return lambda h: h.post("sync/hello/", json={})
+            return lambda h: h.post("sync/hello/", json={"host": "matrix-station"})
         return lambda h: h.request(method, "nosuchtype/1", json={})
 
 

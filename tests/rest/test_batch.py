@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import math
 from datetime import datetime, timedelta
@@ -26,6 +27,11 @@ from tests.rest.conftest import (
 T0_TIME = datetime(2026, 1, 1, 12, 0, 0)
 
 
+def counts(reply: dict) -> dict:
+    """The acknowledgement without its batch digest and row count (tested on their own)."""
+    return {k: reply[k] for k in ("stored", "unchanged", "rejected")}
+
+
 def _count(db, table, node: int) -> int:
     with db.connect() as conn:
         return conn.execute(
@@ -39,7 +45,7 @@ def test_batch_stores_readings_and_node_states_with_delta_times(server, db):
     body["nodestates"] = nodestates_batch(site, [17, 18])["nodestates"]
     reply = site.batch(body)
     assert reply.status_code == 200, reply.text
-    assert reply.json() == {"stored": 5, "unchanged": 0, "rejected": []}
+    assert counts(reply.json()) == {"stored": 5, "unchanged": 0, "rejected": []}
     with db.connect() as conn:
         rows = conn.execute(
             select(Reading.time, Reading.value, Reading.locationId)
@@ -65,11 +71,11 @@ def test_resent_batch_stores_nothing_and_leaves_the_database_unchanged(server, d
     body = readings_batch(site, [20.0 + i / 100 for i in range(500)])
     body["nodestates"] = nodestates_batch(site, list(range(300)))["nodestates"]
     first = site.batch(body)
-    assert first.json() == {"stored": 800, "unchanged": 0, "rejected": []}
+    assert counts(first.json()) == {"stored": 800, "unchanged": 0, "rejected": []}
     before = (table_rows(db, Reading.__table__), table_rows(db, NodeState.__table__))
     again = site.batch(body)
     assert again.status_code == 200
-    assert again.json() == {"stored": 0, "unchanged": 800, "rejected": []}
+    assert counts(again.json()) == {"stored": 0, "unchanged": 800, "rejected": []}
     after = (table_rows(db, Reading.__table__), table_rows(db, NodeState.__table__))
     assert after == before
 
@@ -78,7 +84,7 @@ def test_resent_batch_with_a_corrected_value_updates_only_that_row(server, db):
     site = make_site(server)
     site.batch(readings_batch(site, [1.0, 2.0, 3.0]))
     reply = site.batch(readings_batch(site, [1.0, 2.5, 3.0]))
-    assert reply.json() == {"stored": 1, "unchanged": 2, "rejected": []}
+    assert counts(reply.json()) == {"stored": 1, "unchanged": 2, "rejected": []}
     with db.connect() as conn:
         values = conn.execute(
             select(Reading.value).where(Reading.nodeId == site.node).order_by(Reading.time)
@@ -91,10 +97,11 @@ def test_batch_with_one_bad_row_rejects_only_that_row_and_says_why(server, db):
     body = readings_batch(site, [21.0, 22.0, None, 23.0])
     reply = site.batch(body)
     assert reply.status_code == 200
-    assert reply.json() == {
+    assert counts(reply.json()) == {
         "stored": 3,
         "unchanged": 0,
-        "rejected": [{"kind": "reading", "index": 2, "reason": "value is missing (null)"}],
+        "rejected": [{"kind": "reading", "index": 2, "count": 1, "code": "value_missing",
+                      "reason": "value is missing (null)"}],
     }
     assert _count(db, Reading.__table__, site.node) == 3
 
@@ -106,7 +113,8 @@ def test_nan_and_infinite_values_are_rejected_per_row_even_as_bare_json_literals
     assert b"NaN" in raw
     reply = site.http.post("sync/batch/", content=raw, headers={"Content-Type": "application/json"})
     assert reply.status_code == 200, reply.text
-    reasons = {r["index"]: r["reason"] for r in reply.json()["rejected"]}
+    reasons = {i: r["reason"] for r in reply.json()["rejected"]
+               for i in range(r["index"], r["index"] + r["count"])}
     assert reasons[1] == "value is NaN"
     assert reasons[2] == reasons[3] == "value is infinite"
     assert "not a number" in reasons[4] and "not a number" in reasons[5]
@@ -146,19 +154,17 @@ def test_unknown_references_and_other_sites_rows_are_rejected_with_reasons(serve
     }
     reply = a.batch(body).json()
     assert reply["stored"] == 1
-    rejected = [(r["kind"], r["index"], r["reason"].split(":")[0]) for r in reply["rejected"]]
+    rejected = [(r["kind"], r["index"], r["count"], r["code"], r["reason"].split(":")[0])
+                for r in reply["rejected"]]
     assert rejected == [
-        ("reading", 1, "unknown node 99999999"),
-        ("reading", 2, "unknown sensor type 999"),
-        ("reading", 3, "unknown location 99999999"),
-        ("reading", 4, f"location {b.location} is not a location of this key's site"),
-        ("reading", 5, f"location {b.location} is not a location of this key's site"),
-        (
-            "nodestate",
-            0,
-            f"node {b.node} is claimed by another site on this server (a node id "
-            "is unique across sites",
-        ),
+        ("reading", 1, 1, "unknown_node", "unknown node 99999999"),
+        ("reading", 2, 1, "unknown_type", "unknown sensor type 999"),
+        ("reading", 3, 1, "unknown_location", "unknown location 99999999"),
+        ("reading", 4, 2, "not_your_site",
+         f"location {b.location} is not a location of this key's site"),
+        ("nodestate", 0, 1, "not_your_site",
+         f"node {b.node} is claimed by another site on this server (a node id "
+         "is unique across sites"),
     ]
     assert _count(db, Reading.__table__, b.node) == 0
     assert _count(db, NodeState.__table__, b.node) == 0
@@ -252,7 +258,7 @@ def test_duplicates_inside_one_batch_are_stored_once(server, db):
         ],
     }  # fmt: skip
     reply = site.batch(body).json()
-    assert reply == {"stored": 2, "unchanged": 1, "rejected": []}
+    assert counts(reply) == {"stored": 2, "unchanged": 1, "rejected": []}
     with db.connect() as conn:
         values = conn.execute(
             select(Reading.value).where(Reading.nodeId == site.node).order_by(Reading.time)
@@ -265,7 +271,45 @@ def test_large_batch_of_fifty_thousand_rows_in_one_request(server, db):
     body = readings_batch(site, [float(i % 400) / 16 for i in range(50_000)])
     raw = gzip.compress(orjson.dumps(body))
     reply = site.http.post("sync/batch/", content=raw, headers={"Content-Encoding": "gzip"})
-    assert reply.json() == {"stored": 50_000, "unchanged": 0, "rejected": []}
+    assert counts(reply.json()) == {"stored": 50_000, "unchanged": 0, "rejected": []}
     again = site.http.post("sync/batch/", content=raw, headers={"Content-Encoding": "gzip"})
-    assert again.json() == {"stored": 0, "unchanged": 50_000, "rejected": []}
+    assert counts(again.json()) == {"stored": 0, "unchanged": 50_000, "rejected": []}
     assert _count(db, Reading.__table__, site.node) == 50_000
+
+
+def test_the_acknowledgement_names_the_batch_by_the_digest_of_its_decompressed_body(server):
+    site = make_site(server)
+    raw = orjson.dumps(readings_batch(site, [1.0, 2.0, None]))
+    for body, headers in ((raw, {}), (gzip.compress(raw), {"Content-Encoding": "gzip"})):
+        reply = site.http.post("sync/batch/", content=body,
+                               headers={"Content-Type": "application/json", **headers}).json()
+        assert reply["batch"] == hashlib.sha256(raw).hexdigest()
+        assert reply["rows"] == 3
+        assert reply["stored"] + reply["unchanged"] + sum(
+            r["count"] for r in reply["rejected"]) == 3
+
+
+def test_a_small_body_of_a_million_rejected_rows_gets_a_reply_of_one_run(server, db):
+    """Issue 11: 52 bytes of binary batch → 1.4M rejected rows → a 143 MB reply. Rows refused
+    for one reason are one run, so the reply is as small as the reasons are few."""
+    site = make_site(server)
+    body = {"format": "cogent-batch/1", "readings": [
+        {"node": 99_999_991, "type": 0, "location": site.location, "t": [T0] + [1] * 999_999,
+         "v": [1.0] * 1_000_000}]}
+    raw = gzip.compress(orjson.dumps(body))
+    assert len(raw) < 100_000
+    reply = site.http.post("sync/batch/", content=raw, headers={"Content-Encoding": "gzip"})
+    assert reply.status_code == 200, reply.text
+    assert len(reply.content) < 1000
+    assert reply.json()["rejected"] == [
+        {"kind": "reading", "index": 0, "count": 1_000_000, "code": "unknown_node",
+         "reason": "unknown node 99999991: map it first (POST /rest/sync/map/)"}]
+
+
+def test_rejections_that_need_more_than_ten_thousand_runs_refuse_the_batch_whole(server, db):
+    site = make_site(server)
+    values = [1.0 if i % 2 else None for i in range(20_002)]  # 10,001 runs of one null
+    reply = site.batch(readings_batch(site, values))
+    assert reply.status_code == 422, reply.text
+    assert "smaller batches" in reply.json()["error"]
+    assert _count(db, Reading.__table__, site.node) == 0  # nothing of it stored
