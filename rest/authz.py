@@ -42,6 +42,7 @@ from rest.scope import own_locations
 log = logging.getLogger("cogent.rest.authz")
 
 ASK_OPERATOR = "ask the server's operator"
+IDS_PER_QUERY = 10_000
 CATALOGUE_NOUN = {"sensortype": "sensor type", "nodetype": "node type", "roomtype": "room type"}
 SHARED_NOUN = {"deployment": "deployment", "room": "room"}
 
@@ -138,10 +139,16 @@ class WriteRule:
     # --- facts -----------------------------------------------------------------------------
 
     def lookup(self, nodes: set[int], locations: set[int]) -> Facts:
-        """Existence and site of ``nodes`` and ``locations``, in one round trip."""
+        """Existence and site of ``nodes`` and ``locations``: one round trip per
+        :data:`IDS_PER_QUERY` ids (PostgreSQL takes at most 65,535 parameters a statement)."""
         facts = Facts()
-        if not nodes and not locations:
-            return facts
+        node_ids, location_ids = sorted(nodes), sorted(locations)
+        for start in range(0, max(len(node_ids), len(location_ids)), IDS_PER_QUERY):
+            self._lookup(node_ids[start : start + IDS_PER_QUERY],
+                         location_ids[start : start + IDS_PER_QUERY], facts)
+        return facts
+
+    def _lookup(self, nodes: list[int], locations: list[int], facts: Facts) -> None:
         no_id = cast(null(), Integer)
         rows: Sequence[Any] = self.conn.execute(
             union_all(
@@ -160,7 +167,6 @@ class WriteRule:
                 facts.nodes[row_id] = NodeFact(location, site)
             else:
                 facts.locations[row_id] = site
-        return facts
 
     def _node_fact(self, node: int) -> NodeFact | None:
         return self.lookup({node}, set()).nodes.get(node)

@@ -100,7 +100,8 @@ def parse_list_query(
                 )
             q.sort, q.descending = sort, desc
         elif name == "_limit":
-            if not raw.isdigit() or not 1 <= int(raw) <= max_limit:
+            # isdigit() alone admits "²", which int() refuses: ASCII digits only.
+            if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= max_limit:
                 raise bad_request(f"_limit must be a whole number from 1 to {max_limit}")
             q.limit = int(raw)
         elif name == "_after":

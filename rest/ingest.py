@@ -670,11 +670,14 @@ def _apply(
     if existing:
         new: list[Row] = []
         at = stream.replaced_at
+        # Only PostgreSQL keeps a negative zero (MariaDB's DOUBLE and SQLite's REAL store
+        # -0.0 as 0): elsewhere -0.0 is 0.0, and the same.
+        same = _same_bits if conn.dialect.name == "postgresql" else _equal
         for key, row in rows.items():
             old = existing.get(key)
             if old is None:
                 new.append(row)
-            elif old == tuple(row[i] for i in at):
+            elif same(old, tuple(row[i] for i in at)):
                 result.unchanged += 1
             else:
                 changed.append(row)
@@ -696,6 +699,17 @@ def _apply(
         ]
         conn.execute(upsert(conn.dialect, stream.table, stream.key, stream.replace), dicts)
     result.stored += len(new) + len(changed)
+
+
+def _equal(old: tuple[Any, ...], new: tuple[Any, ...]) -> bool:
+    return old == new
+
+
+def _same_bits(old: tuple[Any, ...], new: tuple[Any, ...]) -> bool:
+    """Equal, and floats of the same sign: 0.0 → -0.0 is a change (the float differs)."""
+    return old == new and all(
+        math.copysign(1.0, a) == math.copysign(1.0, b)
+        for a, b in zip(old, new, strict=True) if type(a) is float and type(b) is float)
 
 
 def _write_mysql(conn: Connection, stream: _Stream, new: list[Row], changed: list[Row]) -> None:

@@ -5,11 +5,18 @@ from __future__ import annotations
 import logging
 import re
 from typing import Any
+from urllib.parse import unquote_plus
 
 _KEY = re.compile(r"cgk_[A-Za-z0-9_\-]{4,}")
 
 
 def redact_keys(text: str) -> str:
+    """``text`` with every key replaced, also one hidden by percent-encoding (``%63gk_…``):
+    such a line is logged decoded, with the key redacted."""
+    if "%" in text or "+" in text:
+        decoded = unquote_plus(text)
+        if _KEY.search(decoded):
+            return _KEY.sub("cgk_<redacted>", decoded)
     return _KEY.sub("cgk_<redacted>", text)
 
 

@@ -28,6 +28,11 @@ _KINDS: dict[str, Kind] = {
 }
 
 
+# A Text column without a length (descriptions): MariaDB's TEXT holds 65,535 bytes, which
+# utf8mb4 fills with 16,383 characters of four bytes each; the same bound on every backend.
+TEXT_MAX_CHARS = 16_383
+
+
 @dataclass(frozen=True)
 class Field:
     name: str
@@ -73,7 +78,7 @@ def _field(col: Column[object], server_ids: bool) -> Field:
         kind, bits = "str", 0
     has_default = col.default is not None or col.server_default is not None
     required = not server_ids if col.primary_key else not col.nullable and not has_default
-    max_length = getattr(t, "length", None) if kind == "str" else None
+    max_length = (getattr(t, "length", None) or TEXT_MAX_CHARS) if kind == "str" else None
     return Field(col.name, kind, bool(col.nullable), required, bits, max_length)
 
 

@@ -36,7 +36,12 @@ def parse_time(text: str) -> datetime:
                 f"(UTC, optionally with Z or +00:00) or 2026-01-01"
             ) from None
     if value.tzinfo is not None:
-        value = value.astimezone(UTC).replace(tzinfo=None)
+        try:
+            value = value.astimezone(UTC).replace(tzinfo=None)
+        except OverflowError:
+            raise ValueError(
+                f"{text!r} is outside the years 1 to 9999 once converted to UTC"
+            ) from None
     return value
 
 

@@ -1,0 +1,119 @@
+"""Bad input the independent probe turned into 5xx or leaks (issue 11, items 5 and 6): each
+is now a 4xx with a message, on every backend."""
+
+from __future__ import annotations
+
+import json
+import math
+import struct
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from models import Reading
+from tests.live_server import create_key, start_server
+from tests.reliability.kit import wait_for
+from tests.rest.conftest import T0, make_site, readings_batch, unique
+
+OVERFLOWING = "9999-12-31T23:59:59-01:00"  # a valid ISO time whose UTC form is past year 9999
+
+
+def test_a_unicode_digit_in_limit_is_a_400_not_a_500(server):
+    for value in ("²", "١٢", "5²", " 5", "+5", "0x10"):
+        reply = httpx.get(server.url + "sensortype/", params={"_limit": value})
+        assert reply.status_code == 400, (value, reply.status_code, reply.text)
+        assert "_limit" in reply.json()["error"]
+
+
+def test_a_time_whose_offset_overflows_is_a_400_in_summary_crud_and_map(server):
+    site = make_site(server)
+    replies = {
+        "summary": site.http.get("summary/reading/",
+                                 params={"houseId": site.house, "start": OVERFLOWING}),
+        "filter": site.http.get("reading/", params={"time": OVERFLOWING}),
+        "create": site.http.post("deployment/", json={"name": unique("d"),
+                                                      "startDate": OVERFLOWING}),
+        "map": site.http.post("sync/map/", json={"deployment": [
+            {"key": 1, "name": unique("d"), "startDate": OVERFLOWING}]}),
+    }
+    for where, reply in replies.items():
+        assert reply.status_code in (400, 422), (where, reply.status_code, reply.text)
+        assert "9999" in reply.json()["error"], where
+
+
+def test_json_nested_a_thousand_deep_is_a_400_without_a_recursion_error(server):
+    site = make_site(server)
+    deep = "[" * 1000 + "]" * 1000
+    for path in ("sync/map/", "sync/batch/", "deployment/", "sync/hello/"):
+        body = '{"x": ' + deep + "}"
+        reply = site.http.post(path, content=body, headers={"Content-Type": "application/json"})
+        assert 400 <= reply.status_code < 500, (path, reply.status_code, reply.text[:200])
+        assert len(reply.text) < 2000  # the error does not echo the body
+
+
+def test_a_description_longer_than_its_column_is_a_4xx_on_every_path(server):
+    site = make_site(server)
+    long = "x" * 70_000
+    created = site.http.post("deployment/", json={"name": unique("d"), "description": long})
+    mapped = site.http.post("sync/map/", json={"deployment": [
+        {"key": 1, "name": unique("d"), "description": long}]})
+    for reply in (created, mapped):
+        assert 400 <= reply.status_code < 500, (reply.status_code, reply.text[:300])
+
+
+def test_seventy_thousand_distinct_nodes_in_one_batch_is_not_a_server_error(server):
+    site = make_site(server)
+    body = {"format": "cogent-batch/1", "readings": [
+        {"node": 1_000_000 + i, "type": 0, "location": site.location, "t": [T0], "v": [1.0]}
+        for i in range(70_000)]}
+    reply = site.batch(body)
+    assert reply.status_code < 500, reply.text[:300]
+    if reply.status_code == 200:
+        assert reply.json()["stored"] == 0
+
+
+@pytest.mark.slow  # starts a server of its own, logging at INFO
+def test_a_key_in_the_query_string_is_refused_and_never_logged_even_percent_encoded(sqlite_url):
+    live = start_server(sqlite_url, log_level="info")
+    try:
+        key = create_key(sqlite_url, "site-encoded")
+        encoded = "%" + format(ord(key[0]), "02x") + key[1:]
+        for query in (f"key={key}", f"key={encoded}", f"apikey={encoded}", f"x={encoded}"):
+            reply = httpx.get(f"{live.url}house/?{query}")
+            assert reply.status_code == 400, (query, reply.status_code)
+        httpx.get(live.url + "version/?after=keys")
+        wait_for(lambda: "after=keys" in live.log, 10, "the access log")
+        assert "house/?" in live.log  # the refused requests were logged
+        assert key[4:] not in live.log and key[5:] not in live.log
+    finally:
+        live.stop()
+
+
+def test_the_link_header_does_not_echo_a_huge_host_or_url(server):
+    site = make_site(server)
+    reply = site.http.get("reading/", params={"_limit": 1, "junk": "y" * 50_000},
+                          headers={"Host": "h" * 60_000})
+    assert len(reply.headers.get("link", "")) < 4096, len(reply.headers.get("link", ""))
+
+
+def _bits(x: float) -> bytes:
+    return struct.pack("<d", x)
+
+
+def test_negative_zero_is_stored_as_sent_and_a_change_of_sign_is_a_change(server, db):
+    site = make_site(server)
+    first = site.batch(readings_batch(site, [0.0])).json()
+    assert first["stored"] == 1
+    again = site.batch(readings_batch(site, [-0.0])).json()
+    with db.connect() as conn:
+        value = conn.execute(
+            select(Reading.value).where(Reading.nodeId == site.node)).scalar_one()
+    if db.dialect.name != "postgresql":
+        # MariaDB's DOUBLE and SQLite's REAL have no negative zero: they keep 0.0, and the
+        # row is unchanged (docs/PROTOCOL.md).
+        assert _bits(value) == _bits(0.0) and again["unchanged"] == 1
+    else:
+        assert _bits(value) == _bits(-0.0) and again["stored"] == 1
+    assert math.copysign(1, value) in (1, -1)
+    json.dumps(again)
