@@ -56,6 +56,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     serve.add_argument(
+        "--statement-timeout",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="longest one SQL statement may run on MariaDB/MySQL or PostgreSQL before the "
+        "database stops it and the request gets 503 (default %(default)s)",
+    )
+    serve.add_argument(
+        "--pool-timeout",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="how long a request waits for a free database connection before it gets 503 "
+        "with Retry-After (default %(default)s)",
+    )
+    serve.add_argument(
         "--log-level",
         default="info",
         choices=("critical", "error", "warning", "info", "debug"),
@@ -125,6 +141,10 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         raise ConfigError("--max-body must be at least 1024 bytes")
     if args.workers < 1:
         raise ConfigError("--workers must be at least 1")
+    for option, value in (("--statement-timeout", args.statement_timeout),
+                          ("--pool-timeout", args.pool_timeout)):
+        if not 0.1 <= value <= 86_400:
+            raise ConfigError(f"{option}: {value:g} is out of range; use 0.1..86400 seconds")
     serve(
         Settings(
             db_url=_db_url(args),
@@ -133,6 +153,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             max_body=args.max_body,
             workers=args.workers,
             log_level=args.log_level,
+            statement_timeout=args.statement_timeout,
+            pool_timeout=args.pool_timeout,
         )
     )
     return 0

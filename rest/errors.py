@@ -13,6 +13,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response
@@ -110,6 +111,12 @@ def install_error_handlers(app: FastAPI) -> None:
             req.url.path,
         )
         return error_response(bad_request("the request body ended early; nothing was written"))
+
+    @app.exception_handler(PoolTimeout)
+    async def _pool_full(_req: Request, exc: PoolTimeout) -> Response:
+        log.warning("every database connection is busy: %s", exc)
+        return error_response(unavailable(
+            "the server is busy (every database connection is in use); retry in a few seconds"))
 
     @app.exception_handler(OperationalError)
     async def _db_down(_req: Request, exc: OperationalError) -> Response:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import lzma
 import math
+import re
 import sys
 import zlib
 from array import array
@@ -31,7 +32,7 @@ from models.protocol import codes
 from models.protocol.ack import MAX_RUNS, Ack, RejectedRun, merge_runs
 from rest.authz import REPLACES_FOREIGN_READING, WriteRule
 from rest.body import BATCH_V2_MAGIC, BinaryBatch, too_large
-from rest.errors import bad_request
+from rest.errors import ApiError, bad_request
 from rest.keys import Principal
 from rest.times import from_micros, to_micros, utcnow
 from rest.upsert import insert_literal_rows, upsert
@@ -140,6 +141,17 @@ def _object(where: str, value: Any, keys: set[str], required: Iterable[str]) -> 
     return value
 
 
+# Rows in one batch, whatever its format: the pusher sends `pushlimit` (default 5,000) at a
+# time; a million is far past any real batch and bounds the memory and CPU of one request.
+MAX_BATCH_ROWS = 1_000_000
+
+
+def _count_rows(readings: int, nodestates: int) -> None:
+    if readings + nodestates > MAX_BATCH_ROWS:
+        raise ApiError(413, f"the batch holds more than {MAX_BATCH_ROWS} rows; send smaller "
+                            f"batches (pushlimit)")
+
+
 def parse_batch(body: Any) -> Batch:
     """A parsed JSON body (``cogent-batch/1``) or a :class:`BinaryBatch` (``cogent-batch/2``)."""
     if isinstance(body, BinaryBatch):
@@ -176,7 +188,8 @@ def parse_batch(body: Any) -> Batch:
         )
         batch.readings.append(series)
         index += len(t)
-    index = 0
+        _count_rows(index, 0)
+    total, index = index, 0
     keys = {"node", "t", "seq", "parent", "rssi", "localtime"}
     for i, raw in enumerate(_list("nodestates", doc.get("nodestates") or [], None)):
         where = f"nodestates[{i}]"
@@ -200,6 +213,7 @@ def parse_batch(body: Any) -> Batch:
             )
         )
         index += n
+        _count_rows(total, index)
     return batch
 
 
@@ -212,6 +226,7 @@ IEEE = 0xFF
 MAX_SCALE = 9
 _POW10 = [float(10**s) for s in range(MAX_SCALE + 1)]
 _LITTLE = sys.byteorder == "little"
+_NONZERO = re.compile(rb"[^\x00]")
 # Decoded elements (times, values, columns) allowed per byte of the body limit: a column of
 # equal deltas costs no bytes, so the count, not the size, is what needs a bound.
 ELEMENTS_PER_LIMIT_BYTE = 1 / 8
@@ -360,7 +375,9 @@ class _Reader:
         bits = self.take((n + 7) >> 3)
         if n & 7 and bits[-1] >> (n & 7):
             raise _malformed("a bitmap has bits set past its end")
-        return [i for i in range(n) if bits[i >> 3] >> (i & 7) & 1]
+        # Only the bytes with a bit set are looked at: an empty bitmap costs a C-speed scan.
+        return [(at << 3) + b for m in _NONZERO.finditer(bits)
+                for at in (m.start(),) for b in range(8) if bits[at] >> b & 1]
 
     def nullable(self, n: int) -> list[int | None]:
         if n == 0:
@@ -403,7 +420,8 @@ def decode_v2(data: bytes, limit: int) -> Batch:
             v, clean = r.values(len(t))
             batch.readings.append(ReadingSeries(node, kind, location, index, t, v, clean))
             index += len(t)
-    index = 0
+            _count_rows(index, 0)
+    total, index = index, 0
     for i in range(r.uvarint()):
         node = r.int32(f"node-state series {i}: node")
         n = r.uvarint()
@@ -412,6 +430,7 @@ def decode_v2(data: bytes, limit: int) -> Batch:
         parent, rssi, localtime = r.nullable(n), r.nullable(n), r.nullable(n)
         batch.nodestates.append(StateSeries(node, index, t, seq, parent, rssi, localtime))
         index += n
+        _count_rows(total, index)
     if r.pos != len(raw):
         raise _malformed(f"{len(raw) - r.pos} bytes left over after the last series")
     return batch

@@ -23,6 +23,11 @@ class Settings:
     # Connections per worker; FastAPI runs sync handlers in a thread pool of 40.
     pool_size: int = 10
     pool_overflow: int = 20
+    # Seconds a request waits for a pooled connection before it is answered 503.
+    pool_timeout: float = 10.0
+    # Seconds one SQL statement may run (MariaDB/MySQL, PostgreSQL) before the database stops it
+    # and the request is answered 503: an abandoned or huge query cannot hold a connection.
+    statement_timeout: float = 60.0
     default_limit: int = 1000
     max_limit: int = 10_000
     # ApiKey.lastUsed / Site.lastSeen are written at most this often per key.

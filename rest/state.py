@@ -5,9 +5,10 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from fastapi import Request
-from sqlalchemy import Engine
+from sqlalchemy import Engine, event
 
 from base.db import make_engine
 from rest.settings import Settings
@@ -38,11 +39,35 @@ class AppState:
     touch: TouchThrottle
 
 
+def limit_statement_time(engine: Engine, seconds: float) -> None:
+    """Every connection of ``engine`` stops a statement after ``seconds`` (SQLite has no
+    such limit; its statements are bounded by the request limits instead)."""
+    name = engine.dialect.name
+    if name in ("mysql", "mariadb"):
+        sql = f"SET SESSION max_statement_time = {seconds:.3f}"
+    elif name == "postgresql":
+        sql = f"SET statement_timeout = {int(seconds * 1000)}"
+    else:
+        return
+
+    @event.listens_for(engine, "connect")
+    def _limit(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(sql)
+        finally:
+            cursor.close()
+        if name == "postgresql":
+            dbapi_connection.commit()  # psycopg opened a transaction for the SET
+
+
 def build_state(settings: Settings) -> AppState:
-    kwargs: dict[str, object] = {}
+    kwargs: dict[str, Any] = {}
     if not settings.db_url.startswith("sqlite"):
-        kwargs = {"pool_size": settings.pool_size, "max_overflow": settings.pool_overflow}
+        kwargs = {"pool_size": settings.pool_size, "max_overflow": settings.pool_overflow,
+                  "pool_timeout": settings.pool_timeout}
     engine = make_engine(settings.db_url, **kwargs)
+    limit_statement_time(engine, settings.statement_timeout)
     return AppState(settings, engine, TouchThrottle(settings.touch_interval))
 
 

@@ -3,15 +3,21 @@ is now a 4xx with a message, on every backend."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import math
 import struct
+import time
 
 import httpx
+import orjson
 import pytest
 from sqlalchemy import select
 
 from models import Reading
+from push.streams import BatchPayload, ReadingGroup
+from push.streams import ReadingSeries as WireSeries
+from rest.ingest import decode_v2
 from tests.live_server import create_key, start_server
 from tests.reliability.kit import wait_for
 from tests.rest.conftest import T0, make_site, readings_batch, unique
@@ -117,3 +123,26 @@ def test_negative_zero_is_stored_as_sent_and_a_change_of_sign_is_a_change(server
         assert _bits(value) == _bits(-0.0) and again["stored"] == 1
     assert math.copysign(1, value) in (1, -1)
     json.dumps(again)
+
+
+def test_a_batch_of_more_than_a_million_rows_is_refused_whole(server):
+    site = make_site(server)
+    body = {"format": "cogent-batch/1", "readings": [
+        {"node": site.node, "type": 0, "location": site.location,
+         "t": [T0] + [1] * 1_000_000, "v": [1.0] * 1_000_001}]}
+    reply = site.http.post("sync/batch/", content=gzip.compress(orjson.dumps(body)),
+                           headers={"Content-Encoding": "gzip",
+                                    "Content-Type": "application/json"})
+    assert reply.status_code == 413 and "smaller" in reply.json()["error"], reply.text[:300]
+
+
+def test_a_binary_batch_of_empty_bitmaps_costs_milliseconds_not_seconds():
+    """The probe's 4.5 KB binary batch of empty presence bitmaps took 29 s of CPU."""
+    times = list(range(T0, T0 + 100_000 * 300_000_000, 300_000_000))
+    series = [WireSeries(type=0, location=1, rows=[], values=[]) for _ in range(1000)]
+    body = BatchPayload(readings=[ReadingGroup(node=1, times=times, series=series)]).binary()
+    assert len(body) < 50_000
+    t0 = time.process_time()
+    batch = decode_v2(body, 32 << 20)
+    assert time.process_time() - t0 < 2.0
+    assert batch.rows == 0 and len(batch.readings) == 1000
