@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, Engine, inspect, text
 
 from base.config import find_config_path, load_config
-from base.errors import ConfigError
+from base.errors import ConfigError, SchemaMismatch
 
 if TYPE_CHECKING:
     from alembic.config import Config as AlembicConfig
@@ -58,9 +58,22 @@ def alembic_config(url: str | None = None) -> AlembicConfig:
 
 
 def upgrade(url: str, revision: str = "head") -> None:
+    """Upgrade the database at ``url``; a revision Alembic cannot place (the database's or the
+    one asked for) is a :class:`SchemaMismatch` in one line, with nothing changed."""
     from alembic import command
+    from alembic.util import CommandError
 
-    command.upgrade(alembic_config(url), revision)
+    try:
+        command.upgrade(alembic_config(url), revision)
+    except CommandError as exc:
+        if "Can't locate revision" not in str(exc):
+            raise
+        unknown = str(exc).rsplit("identified by", 1)[-1].strip(" '\"")
+        raise SchemaMismatch(
+            f"cannot upgrade: revision {unknown!r} is not one this cogent-sync knows (its "
+            f"revisions are {', '.join(revision_order())}); a database at it was made by a "
+            f"newer cogent-sync or another program — upgrade cogent-sync, or check the "
+            f"database URL (nothing was changed)") from None
 
 
 def downgrade(url: str, revision: str = "base") -> None:
@@ -187,3 +200,26 @@ def schema_advice(
         f"the server's operator must run 'alembic -x url=SERVER_DB_URL upgrade head' "
         f"(and upgrade cogent-sync there)"
     )
+
+
+# Tables whose rows are the data a downgrade below 0002 would destroy or orphan.
+_DATA_TABLES = ("Reading", "NodeState", "Node", "House")
+
+
+def refuse_downgrade_with_data(conn: Connection, below: str) -> None:
+    """Stop a downgrade below revision ``below`` when the database holds readings, node
+    states, nodes or houses: it would delete them or the catalogue they refer to. Raised as
+    Alembic's CommandError, which its command line prints as one line."""
+    from alembic.util import CommandError
+
+    held = []
+    for table in _DATA_TABLES:
+        q = conn.dialect.identifier_preparer.quote(table)
+        n = int(conn.execute(text(f"SELECT COUNT(*) FROM {q}")).scalar_one())
+        if n:
+            held.append(f"{n} {table}")
+    if held:
+        raise CommandError(
+            f"refusing to downgrade below {below}: this database holds {', '.join(held)} "
+            f"rows, which that would delete or orphan; their data is intact ('alembic current' "
+            f"shows where it stopped; back up and empty those tables first if you mean it)")

@@ -13,6 +13,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import mysql
 
+from base.migrate import refuse_downgrade_with_data
+
 revision: str = "0001"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
@@ -486,6 +488,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    refuse_downgrade_with_data(op.get_bind(), "0001")
     # Dropping a table drops its indexes; dropping them first fails on MySQL where a foreign key needs them.
     op.drop_table("Sensor")
     op.drop_table("Reading")

@@ -16,6 +16,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+from base.migrate import refuse_downgrade_with_data
+
 revision: str = "0002"
 down_revision: str | None = "0001"
 branch_labels: str | Sequence[str] | None = None
@@ -120,6 +122,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    refuse_downgrade_with_data(op.get_bind(), "0002")
     op.execute(sync_sequence.delete())
     op.execute(room_type.delete())
     op.execute(node_type.delete())
