@@ -138,13 +138,10 @@ def test_nodes_never_seen_are_created_without_a_location(sqlite_url, tmp_path):
 
 
 def test_unknown_nodes_are_refused_when_configured_to(sqlite_url, tmp_path):
-    from sqlalchemy.orm import Session
-
-    from tests.test_models import make_house
+    from tests.factories import place_node
 
     engine = make_engine(sqlite_url)
-    with Session(engine) as s:
-        loc = make_house(s)  # node 101
+    loc = place_node(engine, 101, room_type=3)
     cfg = ListenConfig(unknown_nodes="reject")
     lines = ["101 T 20.5 1767225600", "42 T 20.5 1767225600", "101 T 20.6 1767225900"]
     _, replies = run_stream(engine, lines, cfg, tmp_path)
@@ -152,7 +149,7 @@ def test_unknown_nodes_are_refused_when_configured_to(sqlite_url, tmp_path):
     got = readings(engine)
     assert {(n, v) for n, _, _, v in got} == {(101, 20.5), (101, 20.6)}
     with engine.connect() as conn:
-        assert set(conn.execute(select(Reading.locationId)).scalars()) == {loc.id}
+        assert set(conn.execute(select(Reading.locationId)).scalars()) == {loc.location}
         assert conn.execute(select(Node.id).where(Node.id == 42)).first() is None
     engine.dispose()
 

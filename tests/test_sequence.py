@@ -12,7 +12,8 @@ from sqlalchemy.orm import Session
 from base.db import make_engine
 from models import RESTORED_SEQ, Reading
 from models.sequence import stamp_all, stamp_pending
-from tests.test_models import make_house, quote
+from tests.factories import place_node
+from tests.test_models import quote
 
 T0 = datetime(2026, 1, 1)
 
@@ -37,7 +38,7 @@ def seqs(engine) -> dict[int, int | None]:
 
 def test_row_inserted_with_plain_sql_gets_a_larger_sequence_than_earlier_rows(engine):
     with Session(engine) as s:
-        make_house(s)
+        place_node(s, 101, room_type=3)
     with engine.begin() as conn:
         for m in range(3):
             plain_insert(conn, engine, m)
@@ -53,7 +54,7 @@ def test_row_inserted_with_plain_sql_gets_a_larger_sequence_than_earlier_rows(en
 
 def test_stamping_twice_changes_nothing(engine):
     with Session(engine) as s:
-        make_house(s)
+        place_node(s, 101, room_type=3)
     with engine.begin() as conn:
         plain_insert(conn, engine, 1)
     stamp_all(engine, "Reading")
@@ -64,9 +65,10 @@ def test_stamping_twice_changes_nothing(engine):
 
 def test_restored_rows_keep_sequence_zero(engine):
     with Session(engine) as s:
-        loc = make_house(s)
+        loc = place_node(s, 101, room_type=3)
         s.add(
-            Reading(nodeId=101, type=0, time=T0, locationId=loc.id, value=1.0, syncSeq=RESTORED_SEQ)
+            Reading(nodeId=101, type=0, time=T0, locationId=loc.location, value=1.0,
+                    syncSeq=RESTORED_SEQ)
         )
         s.commit()
     assert stamp_all(engine, "Reading") == 0
@@ -75,7 +77,7 @@ def test_restored_rows_keep_sequence_zero(engine):
 
 def test_stamping_in_small_rounds_keeps_id_order(engine):
     with Session(engine) as s:
-        make_house(s)
+        place_node(s, 101, room_type=3)
     with engine.begin() as conn:
         for m in range(25):
             plain_insert(conn, engine, m)
@@ -88,7 +90,7 @@ def test_row_that_commits_late_with_a_lower_id_is_stamped_after_the_others(backe
     if backend == "sqlite":
         pytest.skip("SQLite has one writer at a time: ids always commit in order")
     with Session(engine) as s:
-        make_house(s)
+        place_node(s, 101, room_type=3)
     slow = make_engine(db_url)
     try:
         with slow.connect() as slow_conn:
