@@ -23,9 +23,13 @@ endif
 demo: $(STAMP)
 	$(PY) RestPusher.py demo
 
+# Test processes at once (pytest-xdist): most tests wait on servers and databases, so three
+# keep two cores busy. JOBS=0 runs them in one process.
+JOBS ?= 3
+
 ## test: the whole suite (needs MariaDB and PostgreSQL on 127.0.0.1; skipped locally if absent, fatal under CI=true)
 test: $(STAMP) lint $(TEST_TOOLS)
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(JOBS) $(PYTEST_ARGS)
 
 ## check: the fast lane: lint, then the tests that start no server and no subprocess (SQLite)
 check: $(STAMP) lint
