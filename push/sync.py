@@ -308,16 +308,26 @@ class RemoteSync:
             cursor,
             time.monotonic() - t0,
         )
-        for item in set_aside[:5]:
-            log.warning(
-                "%s: set aside %s %d: %s",
-                self.remote.name,
-                item.table,
-                item.local_id,
-                item.reason,
-            )
+        if set_aside:
+            by_id = {row.id: row for row in rows}
+            for item in set_aside[:5]:
+                log.warning("%s: set aside %s: %s", self.remote.name,
+                            describe_row(item.table, by_id.get(item.local_id)), item.reason)
+            if len(set_aside) > 5:
+                log.warning("%s: … and %d more set aside; 'RestPusher.py status' lists them by "
+                            "house, node and sensor type", self.remote.name, len(set_aside) - 5)
         if self.on_batch:
             self.on_batch(stream.name, report)
+
+
+def describe_row(table: str, row: Any) -> str:
+    """A row as people know it: node, sensor type and time (its local id only as a fallback)."""
+    if row is None:
+        return f"a {table} row"
+    when = str(row.time)[:19]
+    if table == "Reading":
+        return f"a reading of node {row.nodeId}, sensor type {row.type}, at {when}"
+    return f"a node state of node {row.nodeId} at {when}"
 
 
 @contextlib.contextmanager

@@ -40,7 +40,7 @@ from rest.authz import (
     catalogue_missing,
     node_unlocated,
 )
-from rest.errors import bad_request
+from rest.errors import ApiError, bad_request
 from rest.keys import Principal
 from rest.resources import RESOURCES, Field
 from rest.values import BadValue, from_json
@@ -148,6 +148,11 @@ class MapRequest:
     rows: dict[str, list[MapRow]] = field(default_factory=dict)
 
 
+# Rows in one map request: a base station's active houses are a few hundred rows; this
+# bounds the work one request can ask for.
+MAX_MAP_ROWS = 50_000
+
+
 class RowRefused(Exception):
     """This row (and what depends on it) cannot be mapped; the message says why."""
 
@@ -164,20 +169,25 @@ def parse_map_request(body: Any) -> MapRequest:
             valid=SPECS,
         )
     req = MapRequest()
+    total = sum(len(v) for v in body.values() if isinstance(v, list))
+    if total > MAX_MAP_ROWS:
+        raise ApiError(413, f"the map request holds {total} rows; at most {MAX_MAP_ROWS} "
+                            f"at a time (map the active houses in several requests)")
+    keys: dict[str, set[int]] = {}
     for name, spec in SPECS.items():
         items = body.get(name) or []
         if not isinstance(items, list):
             raise bad_request(f"{name} must be a list of rows")
         parsed = [_parse_row(name, spec, i, item) for i, item in enumerate(items)]
-        keys = [r.key for r in parsed]
-        if len(set(keys)) != len(keys):
+        keys[name] = {r.key for r in parsed}
+        if len(keys[name]) != len(parsed):
             raise bad_request(f"{name}: the same key appears twice; keys must be unique per type")
         req.rows[name] = parsed
     for name, spec in SPECS.items():
         for row in req.rows[name]:
             for ref in spec.refs:
                 target = row.refs[ref.column]
-                if target is not None and all(r.key != target for r in req.rows[ref.target]):
+                if target is not None and target not in keys[ref.target]:
                     raise bad_request(
                         f"{name} {row.key} refers to {ref.target} {target}, which is not in the "
                         f"request; include every parent row in the same request"

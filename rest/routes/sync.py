@@ -33,7 +33,8 @@ State = Annotated[AppState, Depends(get_state)]
     response_class=JSONBytesResponse,
 )
 async def post_map(request: Request, principal: WriterKey, state: State) -> Response:
-    req = parse_map_request(await read_json(request, state.settings.max_body))
+    body = await read_json(request, state.settings.max_body)
+    req = await run_in_threadpool(parse_map_request, body)  # the event loop stays free
     result = await run_in_threadpool(
         run_write, state.engine, lambda conn: map_metadata(conn, principal, req)
     )
