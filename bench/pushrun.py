@@ -20,8 +20,8 @@ from typing import Any
 from base.config import Config, load_config
 from base.db import make_engine
 from base.memory import limit_malloc_arenas
+from models.protocol.encode import BatchPayload
 from push.client import RemoteClient
-from push.streams import BatchPayload
 from push.sync import RemoteReport, RemoteSync
 
 

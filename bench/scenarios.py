@@ -288,7 +288,8 @@ def encodings(opts: Options, res: Results, limit: int = 200_000) -> None:
 
     import orjson
 
-    from push.streams import CODEC_LZMA2, CODEC_ZLIB, NODE_STATES, READINGS, encode
+    from models.protocol.batch import CODEC_LZMA2, CODEC_ZLIB
+    from push.streams import NODE_STATES, READINGS, encode
 
     data = make_dataset(opts.readings, opts.cache)
     src = sqlite3.connect(data.path)

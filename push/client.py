@@ -29,8 +29,9 @@ from base import __version__
 from base.config import RemoteConfig
 from base.errors import AuthError, BadReply, RemoteBusy, RemoteRejected, RemoteUnavailable
 from models.protocol.ack import Ack, BadAck, batch_digest, check_ack
+from models.protocol.batch import CODEC_LZMA2, CODEC_NONE, CONTENT_TYPE_V2
+from models.protocol.encode import BatchPayload
 from push import transport
-from push.streams import CODEC_LZMA2, CODEC_NONE, CONTENT_TYPE_V2, BatchPayload
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Reading local rows past a cursor and encoding them as a batch.
+"""Reading local rows past a cursor and turning them into a batch.
 
 Rows are read in ``syncSeq`` order, ``pushlimit`` at a time, so memory depends
 on the batch size and never on the backlog. Each batch becomes columnar series
@@ -7,73 +7,41 @@ states one series per node), the shape that compresses best. Rows that can
 never be accepted (no value, NaN, nothing to map them to) are set aside here
 instead of being sent.
 
-A batch is sent as ``cogent-batch/2`` (docs/PROTOCOL.md): binary columns of
-integers — microsecond times and values as scaled decimal integers where that
-is exact — delta-coded, split into byte planes and compressed with LZMA2, about
-1.7 bytes per reading on the wire. :class:`BatchPayload` also renders the same
-rows as ``cogent-batch/1`` JSON, for servers that predate format 2.
+A batch is sent as ``cogent-batch/2`` (docs/PROTOCOL.md, written by
+:mod:`models.protocol.encode`): binary columns of integers — microsecond times and
+values as scaled decimal integers where that is exact — delta-coded, split into byte
+planes and compressed with LZMA2, about 1.7 bytes per reading on the wire.
 """
 
 from __future__ import annotations
 
 import logging
-import lzma
 import math
 import operator
-import sys
 import threading
-import zlib
-from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from itertools import repeat
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, Row, String, Table, func, select, type_coerce
 
 from models import NodeState, Reading
 from models.base import table_of
+from models.protocol.encode import (
+    BatchPayload,
+    ReadingGroup,
+    StateColumns,
+    ValueSeries,
+    int_column,
+    value_column,
+)
+from models.sql import to_micros
 from push.store import LocalStore, SetAside
 
 if TYPE_CHECKING:  # push.metadata needs push.client, which needs this module
     from push.metadata import MetadataMapper
 
 log = logging.getLogger(__name__)
-EPOCH = datetime(1970, 1, 1)
-ONE_US = timedelta(microseconds=1)
-FORMAT = "cogent-batch/1"
-FORMAT_V2 = "cogent-batch/2"
-MAGIC_V2 = b"cogent-batch/2\n"
-CONTENT_TYPE_V2 = "application/vnd.cogent-batch"
-
-# Codecs of the format 2 envelope.
-CODEC_NONE = 0
-CODEC_ZLIB = 1
-CODEC_LZMA2 = 2
-LZMA2_DICT = 1 << 20  # the decoder's dictionary; the encoder must not use a larger one
-LZMA2_FILTERS = [{"id": lzma.FILTER_LZMA2, "preset": 6, "dict_size": LZMA2_DICT}]
-
-# Column modes (docs/PROTOCOL.md, "cogent-batch/2").
-PLAIN = 0xFF  # integer column: each value as a zigzag varint
-IEEE = 0xFF  # value column: raw IEEE-754 doubles in 8 byte planes
-MAX_SCALE = 9
-_POW10 = [float(10**s) for s in range(MAX_SCALE + 1)]
-_INT64 = 1 << 63
-_EXACT = 1 << 53
-_LITTLE = sys.byteorder == "little"
-
-
-def to_us(t: datetime | str) -> int:
-    """A stored time (a naive UTC datetime, or SQLite's text form of one) → µs since 1970."""
-    if isinstance(t, str):
-        t = datetime.fromisoformat(t)
-        if t.tzinfo is not None:
-            t = t.astimezone(UTC).replace(tzinfo=None)
-    d = t - EPOCH
-    return (d.days * 86_400 + d.seconds) * 1_000_000 + d.microseconds
-
-
 @dataclass(frozen=True)
 class Stream:
     name: str  # the table name, also the cursor's stream name
@@ -160,264 +128,6 @@ class _Ahead:
     def take(self) -> FetchedRows | None:
         self._done.wait()
         return self.rows
-
-
-# --- the batch, in the two forms a server may take ------------------------------------------
-
-
-@dataclass
-class ReadingSeries:
-    type: int
-    location: int
-    rows: list[int] | None  # positions in the group's times, increasing; None: all of them
-    values: list[float]
-    values_col: bytes = b""  # the values' column, when already encoded
-
-
-@dataclass
-class ReadingGroup:
-    """The readings of one (remote) node: the times they were taken at, and a series per
-    sensor type and location holding a subset of those times."""
-
-    node: int
-    times: list[int]  # µs since 1970
-    series: list[ReadingSeries]
-    times_col: bytes = b""  # the times' column, when already encoded
-
-
-@dataclass
-class StateSeries:
-    node: int
-    times: list[int]
-    seq: list[int]
-    parent: list[int | None]
-    rssi: list[int | None]
-    localtime: list[int | None]
-
-
-@dataclass
-class BatchPayload:
-    readings: list[ReadingGroup] = field(default_factory=list)
-    nodestates: list[StateSeries] = field(default_factory=list)
-
-    @property
-    def kind(self) -> str:
-        """What the batch carries (the pusher sends one stream per batch)."""
-        return "reading" if self.readings else "nodestate"
-
-    @property
-    def rows(self) -> int:
-        return sum(len(s.values) for g in self.readings for s in g.series) + sum(
-            len(s.times) for s in self.nodestates)
-
-    def as_json(self) -> dict[str, Any]:
-        """The same rows, in the same order, as a ``cogent-batch/1`` document."""
-        doc: dict[str, Any] = {"format": FORMAT}
-        if self.readings:
-            out = []
-            for g in self.readings:
-                for s in g.series:
-                    out.append(
-                        {
-                            "node": g.node,
-                            "type": s.type,
-                            "location": s.location,
-                            "t": _deltas(
-                                g.times if s.rows is None else [g.times[i] for i in s.rows]
-                            ),
-                            "v": s.values,
-                        }
-                    )
-            doc["readings"] = out
-        if self.nodestates:
-            doc["nodestates"] = [
-                {
-                    "node": s.node,
-                    "t": _deltas(s.times),
-                    "seq": s.seq,
-                    "parent": s.parent,
-                    "rssi": s.rssi,
-                    "localtime": s.localtime,
-                }
-                for s in self.nodestates
-            ]
-        return doc
-
-    def binary(self, codec: int = CODEC_LZMA2) -> bytes:
-        """The ``cogent-batch/2`` body."""
-        raw = self.payload_v2()
-        if codec == CODEC_LZMA2:
-            packed = lzma.compress(raw, format=lzma.FORMAT_RAW, filters=LZMA2_FILTERS)
-        elif codec == CODEC_ZLIB:
-            packed = zlib.compress(raw, 6)
-        elif codec == CODEC_NONE:
-            packed = raw
-        else:
-            raise ValueError(f"unknown codec {codec}")
-        head = bytearray(MAGIC_V2)
-        head.append(codec)
-        _uvarint(head, len(raw))
-        head += zlib.crc32(raw).to_bytes(4, "little")
-        return bytes(head) + packed
-
-    def payload_v2(self) -> bytes:
-        out = bytearray()
-        _uvarint(out, len(self.readings))
-        for g in self.readings:
-            _svarint(out, g.node)
-            m = len(g.times)
-            _uvarint(out, m)
-            if g.times_col:
-                out += g.times_col
-            else:
-                _int_column(out, g.times)
-            _uvarint(out, len(g.series))
-            for s in g.series:
-                _svarint(out, s.type)
-                _svarint(out, s.location)
-                if s.rows is None or len(s.rows) == m:
-                    out.append(0)
-                else:
-                    out.append(1)
-                    bits = bytearray((m + 7) >> 3)
-                    for i in s.rows:
-                        bits[i >> 3] |= 1 << (i & 7)
-                    out += bits
-                if s.values_col:
-                    out += s.values_col
-                else:
-                    _value_column(out, s.values)
-        _uvarint(out, len(self.nodestates))
-        for ns in self.nodestates:
-            _svarint(out, ns.node)
-            _uvarint(out, len(ns.times))
-            _int_column(out, ns.times)
-            _int_column(out, ns.seq)
-            _nullable_column(out, ns.parent)
-            _nullable_column(out, ns.rssi)
-            _nullable_column(out, ns.localtime)
-        return bytes(out)
-
-
-def _deltas(times: Sequence[int]) -> list[int]:
-    if not times:
-        return []
-    return [times[0], *map(operator.sub, times[1:], times[:-1])]
-
-
-# --- format 2 primitives ---------------------------------------------------------------------
-
-
-def _uvarint(out: bytearray, x: int) -> None:
-    while x >= 0x80:
-        out.append((x & 0x7F) | 0x80)
-        x >>= 7
-    out.append(x)
-
-
-def _svarint(out: bytearray, x: int) -> None:
-    _uvarint(out, (x << 1) if x >= 0 else ((-x) << 1) - 1)
-
-
-def _planes(out: bytearray, u: array[Any], width: int) -> None:
-    """Byte ``k`` of every value, for k < width: low bytes first, each plane contiguous."""
-    if not _LITTLE:
-        u.byteswap()
-    raw = u.tobytes()
-    for k in range(width):
-        out += raw[k::8]
-
-
-def _int_column(out: bytearray, xs: Sequence[int]) -> None:
-    """Mode byte w ≤ 8: first value, smallest delta ``base``, then the deltas minus ``base`` in
-    w byte planes. Mode 0xFF: each value as a zigzag varint (when deltas do not fit 8 bytes)."""
-    n = len(xs)
-    if n == 0:
-        return
-    first = xs[0]
-    if n == 1:
-        if -_INT64 <= first < _INT64:
-            out.append(0)
-            _svarint(out, first)
-            return
-        raise ValueError(f"{first} does not fit 64 bits")
-    d = list(map(operator.sub, xs[1:], xs[:-1]))
-    base = min(d)
-    top = max(d) - base
-    width = (top.bit_length() + 7) >> 3
-    if width <= 8 and -_INT64 <= first < _INT64 and -_INT64 <= base < _INT64:
-        out.append(width)
-        _svarint(out, first)
-        _svarint(out, base)
-        if width:
-            _planes(out, array("Q", map(operator.sub, d, repeat(base))), width)
-        return
-    if not all(-_INT64 <= x < _INT64 for x in xs):
-        raise ValueError("an integer column value does not fit 64 bits")
-    out.append(PLAIN)
-    for x in xs:
-        _svarint(out, x)
-
-
-def _nullable_column(out: bytearray, xs: Sequence[int | None]) -> None:
-    if None not in xs:
-        out.append(0)
-        _int_column(out, xs)  # type: ignore[arg-type]
-        return
-    present = [x for x in xs if x is not None]
-    if not present:
-        out.append(1)
-        return
-    out.append(2)
-    bits = bytearray((len(xs) + 7) >> 3)
-    for i, x in enumerate(xs):
-        if x is not None:
-            bits[i >> 3] |= 1 << (i & 7)
-    out += bits
-    _int_column(out, present)
-
-
-def _min_scale(v: float) -> int | None:
-    for s, p in enumerate(_POW10):
-        n = round(v * p)
-        if n / p == v:
-            return s
-    return None
-
-
-def decimal_scale(values: Sequence[float]) -> tuple[int, list[int]] | None:
-    """The smallest s ≤ 9 and integers n with ``n / 10.0**s == v`` exactly for every value
-    (and |n| ≤ 2**53, no negative zero), or None. The decoder computes ``n / 10.0**s``."""
-    if not values:
-        return 0, []
-    if 0.0 in values and any(v == 0.0 and math.copysign(1.0, v) < 0 for v in values):
-        return None  # -0.0 would come back as 0.0
-    try:
-        sample = [_min_scale(v) for v in values[:16]]
-        if None in sample:
-            return None
-        for s in range(max(x or 0 for x in sample), MAX_SCALE + 1):
-            p = _POW10[s]
-            ns = [round(v * p) for v in values]
-            if list(map(p.__rtruediv__, ns)) == list(values):
-                if max(ns) <= _EXACT and min(ns) >= -_EXACT:
-                    return s, ns
-                return None
-    except (OverflowError, ValueError):  # a value too large for an integer scale
-        return None
-    return None
-
-
-def _value_column(out: bytearray, values: Sequence[float]) -> None:
-    if not values:
-        return  # a column of no values is absent
-    scaled = decimal_scale(values)
-    if scaled is not None:
-        out.append(scaled[0])
-        _int_column(out, scaled[1])
-        return
-    out.append(IEEE)
-    _planes(out, array("d", values), 8)
 
 
 # --- encoding local rows ---------------------------------------------------------------------
@@ -564,7 +274,7 @@ def _prepare_readings(rows: Sequence[Row[Any]]) -> Prepared:
         t = r[i_time]
         us = times_us.get(t)
         if us is None:
-            us = times_us[t] = to_us(t)
+            us = times_us[t] = to_micros(t)
         members = grouped.get(key)
         if members is None:
             members = grouped[key] = []
@@ -583,8 +293,8 @@ def _prepare_readings(rows: Sequence[Row[Any]]) -> Prepared:
                 values,
                 [m[2] for m in members],
                 any(map(operator.eq, ts[1:], ts[:-1])),
-                _column_bytes(_int_column, ts),
-                _column_bytes(_value_column, values),
+                _column_bytes(int_column, ts),
+                _column_bytes(value_column, values),
             )
         )
     return prepared
@@ -607,7 +317,7 @@ def _finish_readings(prepared: Prepared, mapper: MetadataMapper) -> Encoded:
         for kind, loc, ls in node_series:
             if ls.repeated_times:  # a group of its own, its times as they are
                 group = ReadingGroup(node, ls.times, [], ls.times_col)
-                group.series.append(ReadingSeries(kind, loc, None, ls.values, ls.values_col))
+                group.series.append(ValueSeries(kind, loc, None, ls.values, ls.values_col))
                 payload.readings.append(group)
                 out.rows.extend(ls.rows)
             else:
@@ -618,7 +328,7 @@ def _finish_readings(prepared: Prepared, mapper: MetadataMapper) -> Encoded:
         if all(s[2].times == first.times for s in shared):
             group = ReadingGroup(node, first.times, [], first.times_col)
             for kind, loc, ls in shared:
-                group.series.append(ReadingSeries(kind, loc, None, ls.values, ls.values_col))
+                group.series.append(ValueSeries(kind, loc, None, ls.values, ls.values_col))
                 out.rows.extend(ls.rows)
         else:
             times = sorted({t for s in shared for t in s[2].times})
@@ -626,7 +336,7 @@ def _finish_readings(prepared: Prepared, mapper: MetadataMapper) -> Encoded:
             group = ReadingGroup(node, times, [])
             for kind, loc, ls in shared:
                 at = None if len(ls.times) == len(times) else [position[t] for t in ls.times]
-                group.series.append(ReadingSeries(kind, loc, at, ls.values, ls.values_col))
+                group.series.append(ValueSeries(kind, loc, at, ls.values, ls.values_col))
                 out.rows.extend(ls.rows)
         payload.readings.append(group)
     return out
@@ -645,7 +355,7 @@ def _prepare_node_states(rows: Sequence[Row[Any]]) -> Prepared:
         members = series.get(local)
         if members is None:
             members = series[local] = []
-        members.append((to_us(r[i_time]), r[i_seq], r))
+        members.append((to_micros(r[i_time]), r[i_seq], r))
     for members in series.values():
         members.sort(key=operator.itemgetter(0, 1))
     return prepared
@@ -664,7 +374,7 @@ def _finish_node_states(prepared: Prepared, mapper: MetadataMapper) -> Encoded:
         fields = local_rows[0]._fields
         i_parent, i_rssi, i_localtime = (fields.index(c) for c in ("parent", "rssi", "localtime"))
         payload.nodestates.append(
-            StateSeries(
+            StateColumns(
                 node=node,
                 times=[m[0] for m in members],
                 seq=[m[1] for m in members],

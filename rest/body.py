@@ -20,10 +20,8 @@ import orjson
 from fastapi import Request
 from fastapi.concurrency import run_in_threadpool
 
+from models.protocol.batch import CONTENT_TYPE_V2, MAGIC_V2
 from rest.errors import ApiError, bad_request
-
-BATCH_V2_CONTENT_TYPE = "application/vnd.cogent-batch"
-BATCH_V2_MAGIC = b"cogent-batch/2\n"
 
 
 @dataclass(frozen=True)
@@ -141,7 +139,7 @@ def parse_json(data: bytes) -> Any:
 
 def is_binary_batch(content_type: str | None, data: bytes) -> bool:
     media = (content_type or "").split(";", 1)[0].strip().lower()
-    return media == BATCH_V2_CONTENT_TYPE or data.startswith(BATCH_V2_MAGIC)
+    return media == CONTENT_TYPE_V2 or data.startswith(MAGIC_V2)
 
 
 async def read_json(request: Request, limit: int) -> Any:

@@ -1,7 +1,8 @@
 """The batch encoding: cogent-batch/2 round-trips exactly, and matches cogent-batch/1.
 
-The pusher's encoder (push/streams.py) and the server's decoder (rest/ingest.py) are
-written separately from docs/PROTOCOL.md; these tests hold them to each other:
+The encoder (models/protocol/encode.py, the pusher's) and the decoder
+(models/protocol/decode.py, the server's) are the two halves of one codec; these tests hold
+them to each other and to docs/PROTOCOL.md:
 any finite double and any microsecond time comes back bit for bit, row i of the
 body is ``encoded.rows[i]`` (the server's rejections name rows by that index),
 NaN and infinities are never sent, and a damaged body is a 4xx, never a crash.
@@ -20,23 +21,20 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from push.streams import (
-    CODEC_LZMA2,
-    CODEC_NONE,
-    CODEC_ZLIB,
-    NODE_STATES,
-    READINGS,
+from models.protocol.batch import CODEC_LZMA2, CODEC_NONE, CODEC_ZLIB
+from models.protocol.decode import decode_v2
+from models.protocol.encode import (
     BatchPayload,
     ReadingGroup,
-    ReadingSeries,
-    StateSeries,
+    StateColumns,
+    ValueSeries,
     decimal_scale,
-    encode,
-    to_us,
 )
+from models.sql import to_micros
+from push.streams import NODE_STATES, READINGS, encode
 from rest.body import BinaryBatch, is_binary_batch
 from rest.errors import ApiError
-from rest.ingest import decode_v2, parse_batch
+from rest.ingest import parse_batch
 
 LIMIT = 32 << 20
 EPOCH = datetime(1970, 1, 1)
@@ -127,13 +125,13 @@ def payloads(draw) -> BatchPayload:
             )
             n = len(times) if rows is None else len(rows)
             values = draw(st.lists(SENSOR_VALUE, min_size=n, max_size=n))
-            group.series.append(ReadingSeries(draw(INT32), draw(INT32), rows, values))
+            group.series.append(ValueSeries(draw(INT32), draw(INT32), rows, values))
         payload.readings.append(group)
     for _ in range(draw(st.integers(0, 3))):
         n = draw(st.integers(1, 20))
         column = st.lists(st.one_of(st.none(), INT32), min_size=n, max_size=n)
         payload.nodestates.append(
-            StateSeries(
+            StateColumns(
                 node=draw(INT32),
                 times=sorted(draw(st.lists(TIME_US, min_size=n, max_size=n))),
                 seq=draw(st.lists(INT32, min_size=n, max_size=n)),
@@ -168,7 +166,7 @@ def test_any_payload_decodes_to_exactly_what_was_encoded_and_equals_format_1(pay
 def test_any_64_bit_integer_column_round_trips(values):
     payload = BatchPayload(
         nodestates=[
-            StateSeries(1, sorted(v % 2**62 for v in values), [0] * len(values),
+            StateColumns(1, sorted(v % 2**62 for v in values), [0] * len(values),
                         [None] * len(values), [None] * len(values), values)
         ]
     )  # fmt: skip
@@ -237,7 +235,7 @@ def test_encoded_readings_decode_in_the_order_of_encoded_rows_and_never_carry_na
     assert len(decoded) == encoded.count
     for (node, kind, loc, t, value), row in zip(decoded, encoded.rows, strict=True):
         assert (node, kind, loc) == (row.nodeId + 1000, row.type, row.locationId + 500)
-        assert t == to_us(row.time)
+        assert t == to_micros(row.time)
         assert value == bits(row.value)
         assert math.isfinite(row.value)
 
@@ -267,7 +265,7 @@ def test_node_states_round_trip_with_nulls():
     encoded = encode(NODE_STATES, rows, FakeMapper())  # type: ignore[arg-type]
     batch = decode(encoded.payload)
     assert flat_states(batch) == [
-        (1007, to_us(r.time), r.seq_num, r.parent, r.rssi, r.localtime) for r in encoded.rows
+        (1007, to_micros(r.time), r.seq_num, r.parent, r.rssi, r.localtime) for r in encoded.rows
     ]
 
 
@@ -276,13 +274,13 @@ def test_node_states_round_trip_with_nulls():
 
 def sample_body(codec: int = CODEC_LZMA2) -> bytes:
     group = ReadingGroup(5, [1_767_268_800_000_000 + i * 300_000_000 for i in range(100)], [])
-    group.series.append(ReadingSeries(0, 3, None, [20.0 + i / 100 for i in range(100)]))
+    group.series.append(ValueSeries(0, 3, None, [20.0 + i / 100 for i in range(100)]))
     return BatchPayload([group]).binary(codec)
 
 
 def refused(body: bytes, limit: int = LIMIT) -> ApiError:
-    with pytest.raises(ApiError) as info:
-        decode_v2(body, limit)
+    with pytest.raises(ApiError) as info:  # as the server answers it
+        parse_batch(BinaryBatch(body, limit))
     return info.value
 
 
@@ -319,7 +317,7 @@ def test_a_tiny_body_declaring_billions_of_rows_is_refused_cheaply():
 
 def test_nan_in_a_raw_double_column_is_rejected_per_row_not_stored():
     group = ReadingGroup(5, [1_767_268_800_000_000, 1_767_268_800_000_001], [])
-    group.series.append(ReadingSeries(0, 3, None, [math.pi, math.pi]))
+    group.series.append(ValueSeries(0, 3, None, [math.pi, math.pi]))
     body = bytearray(BatchPayload([group]).binary(CODEC_NONE))
     nan = struct.pack("<d", math.nan)
     # The two doubles sit in 8 byte planes of 2 bytes, before the final node-state count (0):

@@ -13,9 +13,9 @@ from typing import Any
 from base.db import make_engine
 from base.errors import RemoteUnavailable
 from models import Reading
+from models.protocol.encode import BatchPayload
 from push.client import RemoteClient
 from push.store import LocalStore
-from push.streams import BatchPayload
 from push.sync import PIPELINE_DEPTH, RemoteSync
 from tests.pushkit import assert_same, count, push_once, seed_cogent_house
 

@@ -15,9 +15,9 @@ import pytest
 from sqlalchemy import select
 
 from models import Reading
-from push.streams import BatchPayload, ReadingGroup
-from push.streams import ReadingSeries as WireSeries
-from rest.ingest import decode_v2
+from models.protocol.decode import decode_v2
+from models.protocol.encode import BatchPayload, ReadingGroup
+from models.protocol.encode import ValueSeries as WireSeries
 from rest.mapping import parse_map_request
 from tests.live_server import create_key, start_server
 from tests.reliability.kit import wait_for
