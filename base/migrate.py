@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import functools
 import os
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,6 +25,9 @@ if TYPE_CHECKING:
     from alembic.config import Config as AlembicConfig
 
 DB_URL_ENV = "COGENT_DB_URL"
+# CPython 3.11's ast.parse is not safe in two threads at once ("AST constructor recursion
+# depth mismatch"), and every remote's thread asks for the head revision on its first cycle.
+_AST_LOCK = threading.Lock()
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
 
@@ -106,7 +110,9 @@ def _revision_ids(path: Path) -> tuple[str, tuple[str, ...]] | None:
     """(revision, down revisions) assigned at the top of a revision file; None when it
     assigns no revision; ValueError when they are not plain literals."""
     values: dict[str, Any] = {}
-    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+    with _AST_LOCK:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+    for node in tree.body:
         target = value = None
         if isinstance(node, ast.Assign) and len(node.targets) == 1:
             target, value = node.targets[0], node.value
