@@ -91,7 +91,7 @@ def _missed(g: dict[str, Any]) -> list[str]:
             )
     if g.get("idle_requests", 0) > 2 or g.get("idle_bytes", 0) > 2048:
         out.append("- **Idle cycle over budget**: the pusher is asking for more than the "
-                   "version when nothing changed; see push/sync.py.")
+                   "version when nothing changed; see push/cycle.py.")
     return out
 
 

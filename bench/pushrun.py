@@ -22,7 +22,7 @@ from base.db import make_engine
 from base.memory import limit_malloc_arenas
 from models.protocol.encode import BatchPayload
 from push.client import RemoteClient
-from push.sync import RemoteReport, RemoteSync
+from push.cycle import RemoteReport, RemoteSync
 
 
 @dataclass

@@ -24,14 +24,14 @@ from base.logs import configure_logging, quiet_console
 from base.migrate import current_revision, head_revision, upgrade
 from models import House
 from push.client import RemoteClient
+from push.cycle import RemoteReport, RemoteSync, StreamReport
 from push.daemon import Pusher, install_signal_handlers
 from push.download import Downloader, DownloadReport
+from push.ledger import LocalStore
 from push.lock import PushLock
 from push.outcome import Exit, for_failure, worst
 from push.progress import Progress
 from push.status import backlog, format_status, local_status, remote_status, status_exit
-from push.store import LocalStore
-from push.sync import RemoteReport, RemoteSync, StreamReport
 from push.verify import Verifier
 
 log = logging.getLogger("push")
@@ -106,7 +106,7 @@ def cmd_once(config: Config, args: argparse.Namespace) -> Exit:
             progress = Progress("pushing", todo)
             _watch_batches(pusher, progress)
         try:
-            with quiet_console("push.sync") if progress else contextlib.nullcontext():
+            with quiet_console("push.cycle") if progress else contextlib.nullcontext():
                 reports = pusher.run_once()
         finally:
             if progress:

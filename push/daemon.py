@@ -25,7 +25,7 @@ from base.config import Config
 from base.db import make_engine
 from base.errors import CogentError, PermanentError
 from push.backoff import backoff_delay
-from push.sync import RemoteReport, RemoteSync
+from push.cycle import RemoteReport, RemoteSync
 
 log = logging.getLogger(__name__)
 

@@ -27,10 +27,10 @@ from base.db import make_engine
 from base.errors import CogentError, TransientError
 from base.migrate import upgrade
 from base.simulate import Plan, run_realtime, simulate_days
+from push.cycle import RemoteSync, StreamReport
 from push.daemon import Pusher
+from push.ledger import LocalStore
 from push.status import backlog, format_status, remote_status
-from push.store import LocalStore
-from push.sync import RemoteSync, StreamReport
 from rest.keys import create_key
 
 REPO = Path(__file__).resolve().parent.parent

@@ -37,8 +37,8 @@ from models import (
 from models.base import table_of
 from models.sql import get_or_create, insert_ignoring_duplicates, upsert, utcnow
 from push.client import RemoteClient
+from push.ledger import LocalStore, MappedRow
 from push.metadata import TABLE_NAMES, digest, request_row
-from push.store import LocalStore, MappedRow
 
 log = logging.getLogger(__name__)
 

@@ -34,7 +34,7 @@ from models import (
     SensorType,
 )
 from push.client import RemoteClient
-from push.store import LocalStore, MappedRow
+from push.ledger import LocalStore, MappedRow
 
 log = logging.getLogger(__name__)
 

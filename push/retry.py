@@ -21,9 +21,9 @@ from sqlalchemy import Engine, Row, Table, select
 from base.config import Config, RemoteConfig
 from models import SyncRejected
 from push.client import RemoteClient
+from push.cycle import RemoteSync, local_database_errors
 from push.metadata import MetadataMapper
 from push.streams import STREAMS
-from push.sync import RemoteSync, local_database_errors
 
 log = logging.getLogger(__name__)
 

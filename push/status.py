@@ -20,9 +20,9 @@ from base.errors import AuthError, CogentError
 from base.migrate import current_revision, head_revision, schema_advice
 from models import Node, NodeState, Reading
 from push.client import RemoteClient
+from push.ledger import LocalStore, utcnow
 from push.outcome import Exit, for_failure, worst
 from push.setaside import Reason, set_aside_reasons
-from push.store import LocalStore, utcnow
 from push.streams import backlog
 from push.verify import HouseComparison, Verifier
 

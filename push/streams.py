@@ -36,7 +36,7 @@ from models.protocol.encode import (
     value_column,
 )
 from models.sql import to_micros
-from push.store import LocalStore, SetAside
+from push.ledger import LocalStore, SetAside
 
 if TYPE_CHECKING:  # push.metadata needs push.client, which needs this module
     from push.metadata import MetadataMapper
@@ -66,7 +66,7 @@ class Reader:
     next call takes if it asks for exactly that batch. That is safe because stamps only
     grow: the ``limit`` rows after a position, once there are that many, stay the same.
     A short read-ahead could miss rows stamped since, so it is never used. Stamping is the
-    caller's (push/sync.py), never the read-ahead's. Each remote has its own reader, so
+    caller's (push/cycle.py), never the read-ahead's. Each remote has its own reader, so
     two remotes never throw away each other's read-ahead.
     """
 

@@ -20,11 +20,11 @@ from sqlalchemy import Engine, func, select
 from models import House, Location, Node, NodeState, Reading, Room, SensorType, SyncRejected
 from models.summary import iter_summary, nodestate_summary, reading_summary
 from push.client import RemoteClient
+from push.cycle import RemoteSync
+from push.ledger import LocalStore
 from push.metadata import MetadataMapper
 from push.progress import Progress
-from push.store import LocalStore
 from push.streams import NODE_STATES, READINGS, Stream
-from push.sync import RemoteSync
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from rest.auth import refuse_keys_in_query
 from rest.errors import install_error_handlers
 from rest.pages import install_offline_docs
 from rest.responses import JSONBytesResponse
-from rest.routes import hello, resources, summary, sync, version
+from rest.routes import hello, push, resources, summary, version
 from rest.settings import Settings
 from rest.state import build_state
 
@@ -50,7 +50,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(GZipMiddleware, minimum_size=2048, compresslevel=5)
     install_error_handlers(app)
     app.include_router(version.router)
-    app.include_router(sync.router)
+    app.include_router(push.router)
     app.include_router(hello.router)
     app.include_router(summary.router)
     app.include_router(resources.build_router())

@@ -1,7 +1,7 @@
 """Who may write what: one rule for every write, checked on every row the write touches.
 
 The one-row endpoints (rest/crud.py), the map (rest/mapping.py) and the batch
-(rest/ingest.py) all ask :class:`WriteRule`, and an endpoint added later asks it too.
+(rest/batch.py) all ask :class:`WriteRule`, and an endpoint added later asks it too.
 A read-only key writes nothing (rest/auth.py refuses it before any of this); an admin
 key may write any row. A site key:
 

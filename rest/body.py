@@ -6,7 +6,7 @@ so a small compressed body cannot expand past the limit (a "gzip bomb").
 
 A binary ``cogent-batch/2`` body (its Content-Type, or its magic first bytes) is
 not JSON: :func:`read_json` hands it on as a :class:`BinaryBatch`, which
-:func:`rest.ingest.parse_batch` decodes (with the same limit on what it expands to).
+:func:`rest.batch.parse_batch` decodes (with the same limit on what it expands to).
 """
 
 from __future__ import annotations

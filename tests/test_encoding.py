@@ -32,9 +32,9 @@ from models.protocol.encode import (
 )
 from models.sql import to_micros
 from push.streams import NODE_STATES, READINGS, encode
+from rest.batch import parse_batch
 from rest.body import BinaryBatch, is_binary_batch
 from rest.errors import ApiError
-from rest.ingest import parse_batch
 
 LIMIT = 32 << 20
 EPOCH = datetime(1970, 1, 1)

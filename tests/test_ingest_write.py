@@ -1,4 +1,4 @@
-"""The server's write path for batches (rest/ingest.py, rest/upsert.py) on every backend:
+"""The server's write path for batches (rest/batch.py, rest/upsert.py) on every backend:
 new rows, changed rows, and a "new" row that a concurrent writer stored meanwhile."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from sqlalchemy import insert, select
 from base.db import write_engine
 from models import NodeState, Reading
 from models.base import table_of
-from rest.ingest import NODESTATES, READINGS, _write_mysql, apply_batch, parse_batch
+from rest.batch import NODESTATES, READINGS, _write_mysql, apply_batch, parse_batch
 from rest.keys import Principal
 from rest.times import from_micros, to_micros
 from rest.upsert import float_literal, time_literal

@@ -2,7 +2,7 @@
 docs/PROTOCOL.md; the pusher's is :mod:`models.protocol.encode`).
 
 Every malformation is a :class:`MalformedBatch` naming where, and a body that would expand
-past its limit a :class:`BatchTooLarge`; neither is an HTTP error (rest/ingest.py makes them
+past its limit a :class:`BatchTooLarge`; neither is an HTTP error (rest/batch.py makes them
 400 and 413). Row indices (``first``) count from 0 per kind, in body order.
 """
 

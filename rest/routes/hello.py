@@ -18,8 +18,8 @@ from models.sql import utcnow
 from rest import __version__
 from rest.auth import WriterKey
 from rest.body import read_json
-from rest.docs import error_responses, json_body
 from rest.errors import bad_request
+from rest.openapi import error_responses, json_body
 from rest.state import AppState, get_state
 from rest.stations import HOSTNAME_MAX, VERSION_MAX, CheckIn, record_station_checkin
 from rest.times import format_time, parse_time

@@ -18,9 +18,9 @@ from rest.authz import refuse_catalogue_write
 from rest.body import read_json
 from rest.browse import build_select, encode_cursor, parse_list_query
 from rest.crud import create_row, delete_row, get_row, update_row
-from rest.docs import error_responses, json_body, list_parameters, row_schema
 from rest.errors import ApiError, not_found
 from rest.keys import Principal
+from rest.openapi import error_responses, json_body, list_parameters, row_schema
 from rest.resources import RESOURCES, Resource, get_resource
 from rest.responses import JSONBytesResponse
 from rest.scope import visible

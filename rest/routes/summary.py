@@ -12,9 +12,9 @@ from starlette.responses import Response, StreamingResponse
 from models import NodeState, Reading
 from models.summary import iter_summary, nodestate_summary, reading_summary
 from rest.auth import AnyKey
-from rest.docs import error_responses
 from rest.errors import bad_request
 from rest.keys import Principal
+from rest.openapi import error_responses
 from rest.responses import dumps
 from rest.scope import own_locations, own_nodes
 from rest.state import AppState, get_state

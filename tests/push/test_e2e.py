@@ -25,9 +25,9 @@ from models import (
     SyncRejected,
 )
 from models.base import table_of
+from push.cycle import RemoteSync
 from push.retry import Retrier
 from push.status import format_status, remote_status
-from push.sync import RemoteSync
 from tests.faultproxy import FaultProxy
 from tests.pushkit import (
     PERIOD,

@@ -25,8 +25,8 @@ from base.db import make_engine
 from base.errors import AuthError, BadReply
 from models import Reading
 from push.daemon import Pusher
+from push.ledger import LocalStore
 from push.outcome import Exit, for_failure
-from push.store import LocalStore
 from tests.faultproxy import FaultProxy, http_reply
 from tests.live_server import REPO
 from tests.pushkit import assert_same, count, push_once, seed_cogent_house, write_config

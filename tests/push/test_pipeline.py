@@ -1,4 +1,4 @@
-"""Two batches on the wire at once, acknowledged in order (push/sync.py ``push_stream``).
+"""Two batches on the wire at once, acknowledged in order (push/cycle.py ``push_stream``).
 
 The cursor may only move past a batch when it and every batch before it were committed by
 the remote: a later batch that succeeds while an earlier one fails must not let the
@@ -15,8 +15,8 @@ from base.errors import RemoteUnavailable
 from models import Reading
 from models.protocol.encode import BatchPayload
 from push.client import RemoteClient
-from push.store import LocalStore
-from push.sync import PIPELINE_DEPTH, RemoteSync
+from push.cycle import PIPELINE_DEPTH, RemoteSync
+from push.ledger import LocalStore
 from tests.pushkit import assert_same, count, push_once, seed_cogent_house
 
 

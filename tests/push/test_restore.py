@@ -12,9 +12,9 @@ from base.db import make_engine
 from models import Location, Reading, SyncCursor
 from models.base import table_of
 from push.client import RemoteClient
+from push.cycle import RemoteSync
 from push.download import Downloader
 from push.status import format_status, remote_status
-from push.sync import RemoteSync
 from push.verify import Verifier
 from tests.pushkit import T0, assert_same, push_once, seed_cogent_house, write_config
 

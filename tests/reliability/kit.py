@@ -31,8 +31,8 @@ from base.config import Config, load_config
 from base.db import make_engine
 from models import Reading
 from models.base import table_of
+from push.ledger import LocalStore
 from push.status import backlog as stream_backlog
-from push.store import LocalStore
 from tests.oracle import Comparison
 
 REPO = Path(__file__).resolve().parents[2]

@@ -11,11 +11,11 @@ from starlette.responses import Response
 
 from models.protocol.ack import TooManyRuns, batch_digest
 from rest.auth import WriterKey
+from rest.batch import apply_batch, parse_batch
 from rest.body import BinaryBatch, is_binary_batch, parse_json, read_body, read_json
-from rest.docs import BATCH_BODY, BATCH_REPLY, MAP_BODY, MAP_REPLY, error_responses, json_body
 from rest.errors import ApiError
-from rest.ingest import apply_batch, parse_batch
 from rest.mapping import map_metadata, parse_map_request
+from rest.openapi import BATCH_BODY, BATCH_REPLY, MAP_BODY, MAP_REPLY, error_responses, json_body
 from rest.responses import JSONBytesResponse
 from rest.state import AppState, get_state
 from rest.txn import run_write

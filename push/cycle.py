@@ -33,8 +33,8 @@ from models.protocol.ack import RejectedRun
 from models.sequence import stamp_pending
 from push.backoff import retry
 from push.client import RemoteClient
+from push.ledger import LocalStore, SetAside, utcnow
 from push.metadata import MetadataMapper
-from push.store import LocalStore, SetAside, utcnow
 from push.streams import STREAMS, Encoded, Reader, Stream, encode
 from push.streams import backlog as backlog_counts
 
