@@ -64,6 +64,14 @@ def build_parser() -> argparse.ArgumentParser:
         "database stops it and the request gets 503 (default %(default)s)",
     )
     serve.add_argument(
+        "--max-batches",
+        type=int,
+        default=0,
+        metavar="N",
+        help="batches one worker applies at once; more are answered 429 with Retry-After "
+        "(default 0: the database pool's size, 4 on SQLite)",
+    )
+    serve.add_argument(
         "--pool-timeout",
         type=float,
         default=10.0,
@@ -141,6 +149,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         raise ConfigError("--max-body must be at least 1024 bytes")
     if args.workers < 1:
         raise ConfigError("--workers must be at least 1")
+    if not 0 <= args.max_batches <= 10_000:
+        raise ConfigError(f"--max-batches: {args.max_batches} is out of range; use 0..10000")
     for option, value in (("--statement-timeout", args.statement_timeout),
                           ("--pool-timeout", args.pool_timeout)):
         if not 0.1 <= value <= 86_400:
@@ -155,6 +165,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             log_level=args.log_level,
             statement_timeout=args.statement_timeout,
             pool_timeout=args.pool_timeout,
+            max_batches=args.max_batches,
         )
     )
     return 0

@@ -28,6 +28,14 @@ class Settings:
     # Seconds one SQL statement may run (MariaDB/MySQL, PostgreSQL) before the database stops it
     # and the request is answered 503: an abandoned or huge query cannot hold a connection.
     statement_timeout: float = 60.0
+    # Batches applied at once per worker; more get 429 + Retry-After (0: as many as the pool
+    # has connections, 4 on SQLite, which has one writer anyway).
+    max_batches: int = 0
+
+    def batch_limit(self) -> int:
+        if self.max_batches:
+            return self.max_batches
+        return 4 if self.db_url.startswith("sqlite") else self.pool_size
     default_limit: int = 1000
     max_limit: int = 10_000
     # ApiKey.lastUsed / Site.lastSeen are written at most this often per key.

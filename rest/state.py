@@ -11,6 +11,7 @@ from fastapi import Request
 from sqlalchemy import Engine, event
 
 from base.db import make_engine
+from rest.admission import Admission
 from rest.settings import Settings
 
 
@@ -37,6 +38,7 @@ class AppState:
     settings: Settings
     engine: Engine
     touch: TouchThrottle
+    admission: Admission
 
 
 def limit_statement_time(engine: Engine, seconds: float) -> None:
@@ -68,7 +70,8 @@ def build_state(settings: Settings) -> AppState:
                   "pool_timeout": settings.pool_timeout}
     engine = make_engine(settings.db_url, **kwargs)
     limit_statement_time(engine, settings.statement_timeout)
-    return AppState(settings, engine, TouchThrottle(settings.touch_interval))
+    return AppState(settings, engine, TouchThrottle(settings.touch_interval),
+                    Admission(settings.batch_limit()))
 
 
 def get_state(request: Request) -> AppState:

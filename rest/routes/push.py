@@ -64,13 +64,14 @@ async def post_batch(request: Request, principal: WriterKey, state: State) -> Re
         else await run_in_threadpool(parse_json, data)
     )
     batch = await run_in_threadpool(parse_batch, body)
-    try:
-        ack = await run_in_threadpool(
-            run_write, state.engine, lambda conn: apply_batch(conn, principal, batch).ack(
-                digest, batch.rows)
-        )
-    except TooManyRuns as exc:  # nothing was stored: the transaction rolled back
-        raise ApiError(422, str(exc)) from None
+    with state.admission.batch():  # 429 at once when too many are being applied
+        try:
+            ack = await run_in_threadpool(
+                run_write, state.engine, lambda conn: apply_batch(conn, principal, batch).ack(
+                    digest, batch.rows)
+            )
+        except TooManyRuns as exc:  # nothing was stored: the transaction rolled back
+            raise ApiError(422, str(exc)) from None
     log.info(
         "batch from key %s (%s): stored %d, unchanged %d, rejected %d",
         principal.key_id,
