@@ -11,8 +11,10 @@ not JSON: :func:`read_json` hands it on as a :class:`BinaryBatch`, which
 
 from __future__ import annotations
 
+import asyncio
 import json
 import zlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +33,8 @@ class BinaryBatch:
     data: bytes
     limit: int
 
+
+DEFAULT_BODY_TIMEOUT = 60.0
 
 # After refusing a body, read (and discard) up to this much more so that the client,
 # still sending, gets the 413 instead of a reset connection.
@@ -106,7 +110,7 @@ async def read_body(request: Request, limit: int) -> bytes:
     gunzip = _Gunzip(limit) if encoding in ("gzip", "x-gzip") else None
     raw = bytearray()
     received = 0
-    async for chunk in request.stream():
+    async for chunk in _within(request, _body_timeout(request)):
         received += len(chunk)
         if received > limit:
             await _drain(request, received, limit)
@@ -121,6 +125,29 @@ async def read_body(request: Request, limit: int) -> bytes:
     if received == 0:
         return b""
     return gunzip.finish()
+
+
+def _body_timeout(request: Request) -> float:
+    state = getattr(request.app.state, "cogent", None)
+    return float(getattr(getattr(state, "settings", None), "body_timeout", DEFAULT_BODY_TIMEOUT))
+
+
+async def _within(request: Request, seconds: float) -> AsyncIterator[bytes]:
+    """The body's chunks, all of them within ``seconds``: a client that sends its body a byte
+    at a time cannot hold a connection (and a worker's attention) for long — 408."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    chunks = request.stream().__aiter__()
+    while True:
+        try:
+            chunk = await asyncio.wait_for(chunks.__anext__(), max(0.0, deadline - loop.time()))
+        except StopAsyncIteration:
+            return
+        except TimeoutError:
+            raise ApiError(
+                408, f"the request body did not arrive within {seconds:g} s; send it at once "
+                     f"(the server's --body-timeout sets the limit)") from None
+        yield chunk
 
 
 def parse_json(data: bytes) -> Any:

@@ -72,6 +72,14 @@ def build_parser() -> argparse.ArgumentParser:
         "(default 0: the database pool's size, 4 on SQLite)",
     )
     serve.add_argument(
+        "--body-timeout",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="how long a request's whole body may take to arrive before the request is "
+        "answered 408 (default %(default)s)",
+    )
+    serve.add_argument(
         "--pool-timeout",
         type=float,
         default=10.0,
@@ -152,7 +160,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     if not 0 <= args.max_batches <= 10_000:
         raise ConfigError(f"--max-batches: {args.max_batches} is out of range; use 0..10000")
     for option, value in (("--statement-timeout", args.statement_timeout),
-                          ("--pool-timeout", args.pool_timeout)):
+                          ("--pool-timeout", args.pool_timeout),
+                          ("--body-timeout", args.body_timeout)):
         if not 0.1 <= value <= 86_400:
             raise ConfigError(f"{option}: {value:g} is out of range; use 0.1..86400 seconds")
     serve(
@@ -166,6 +175,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             statement_timeout=args.statement_timeout,
             pool_timeout=args.pool_timeout,
             max_batches=args.max_batches,
+            body_timeout=args.body_timeout,
         )
     )
     return 0

@@ -31,6 +31,8 @@ class Settings:
     # Batches applied at once per worker; more get 429 + Retry-After (0: as many as the pool
     # has connections, 4 on SQLite, which has one writer anyway).
     max_batches: int = 0
+    # Seconds a request's whole body may take to arrive (408 after).
+    body_timeout: float = 60.0
 
     def batch_limit(self) -> int:
         if self.max_batches:

@@ -5,6 +5,8 @@ told to come back (503 + Retry-After) instead of waiting and failing with a 500.
 from __future__ import annotations
 
 import asyncio
+import socket
+import time
 
 import httpx
 import pytest
@@ -14,7 +16,7 @@ from sqlalchemy.exc import OperationalError
 from rest.app import create_app
 from rest.settings import Settings
 from rest.state import build_state
-from tests.live_server import create_key
+from tests.live_server import create_key, start_server
 
 SLEEP = {"mysql": "SELECT SLEEP(3)", "postgresql": "SELECT pg_sleep(3)"}
 
@@ -60,3 +62,22 @@ def test_every_connection_in_use_is_a_503_with_retry_after_not_a_500(db_url, bac
         assert asyncio.run(ask()).status_code == 200  # and fine once a connection is free
     finally:
         engine.dispose()
+
+
+@pytest.mark.slow  # a server of its own
+def test_a_body_that_trickles_in_is_cut_off_at_the_body_timeout_with_408(sqlite_url):
+    """The probe held 200 connections for 30 s with bodies sent a byte at a time."""
+    server = start_server(sqlite_url, body_timeout=1)
+    try:
+        key = create_key(sqlite_url, "slow-site")
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as conn:
+            conn.sendall((f"POST /rest/sync/hello/ HTTP/1.1\r\nHost: x\r\n"
+                          f"Authorization: Bearer {key}\r\nContent-Type: application/json\r\n"
+                          f"Content-Length: 100\r\n\r\n").encode() + b'{"host": ')
+            t0 = time.monotonic()
+            reply = conn.recv(4096)
+            waited = time.monotonic() - t0
+        assert reply.startswith(b"HTTP/1.1 408"), reply[:200]
+        assert waited < 5
+    finally:
+        server.stop()
