@@ -27,10 +27,10 @@ class IngestError(PermanentError):
 
 
 def sensor_type_ids(conn: Connection) -> dict[int, str]:
-    """The sensor type catalogue: id → code."""
-    return {
-        int(r.id): str(r.code) for r in conn.execute(select(SENSORTYPE.c.id, SENSORTYPE.c.code))
-    }
+    """The sensor type catalogue: id → code, in id order (a code the original catalogue
+    uses twice, such as ``T`` for 0 and 41, names the lowest id)."""
+    rows = conn.execute(select(SENSORTYPE.c.id, SENSORTYPE.c.code).order_by(SENSORTYPE.c.id))
+    return {int(r.id): str(r.code) for r in rows}
 
 
 def resolve_sensor_type(token: str, catalogue: Mapping[int, str]) -> int:

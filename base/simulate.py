@@ -79,9 +79,10 @@ ROOMS = (
 )
 METER_ROOM = ("Utility", "Utility")
 
+# Node types by their Cogent-house ids: "Base" (temperature/humidity), "CO2", "Current Cost".
 NODE_TYPE_TH = 0
-NODE_TYPE_AIR = 1
-NODE_TYPE_POWER = 2
+NODE_TYPE_AIR = 2
+NODE_TYPE_POWER = 1
 
 
 @dataclass(frozen=True)

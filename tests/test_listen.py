@@ -118,7 +118,7 @@ def test_a_mixed_stream_stores_exactly_the_good_lines(engine, tmp_path):
 def test_a_line_the_database_refuses_is_set_aside_and_the_batch_still_stored(engine, tmp_path):
     listener = Listener(engine)
     # A type the parser accepts but the database lacks: the insert itself fails (foreign key).
-    listener.parser.catalogue[99] = "ZZ"
+    listener.parser.catalogue[9999] = "ZZ"
     lines = ["101 T 20 1767225600", "101 ZZ 1 1767225600", "101 T 21 1767225900"]
     _, replies = run_stream(engine, lines, tmp_path=tmp_path, listener=listener)
     assert replies[0].startswith("ERR 2 the database refused it:")

@@ -50,9 +50,9 @@ RANGES = {
     11: (0, 10_000),
     4: (0, 100_000),
     5: (0, 150_000),
-    19: (900, 1100),
+    201: (900, 1100),  # our Pressure (not in the original catalogue)
 }
-DECIMALS = {0: 2, 2: 1, 6: 3, 8: 0, 11: 0, 4: 0, 5: 0, 19: 1}
+DECIMALS = {0: 2, 2: 1, 6: 3, 8: 0, 11: 0, 4: 0, 5: 0, 201: 1}
 
 
 def layout(plan: Plan) -> list:
@@ -129,7 +129,7 @@ def test_simulated_rows_pass_natural_key_and_reference_checks(engine):
         assert T0 <= r.time < T0 + timedelta(days=1, seconds=plan.period + plan.jitter)
         microseconds += r.time.microsecond != 0
     assert microseconds > 0.9 * len(readings)
-    assert {r.type for r in readings} == {0, 2, 8, 6, 4, 5, 19, 11}
+    assert {r.type for r in readings} == {0, 2, 8, 6, 4, 5, 201, 11}
     assert len({n for n in nodes}) == 2 * 6
     assert len(set((s.nodeId, s.time, s.seq_num) for s in states)) == len(states)
     for s in states:
@@ -346,7 +346,7 @@ def test_a_node_first_heard_without_location_gets_placed_by_the_simulator(sqlite
     nodes = ensure_metadata(engine, Plan(rooms=1))
     with engine.connect() as conn:
         row = conn.execute(select(Node).where(Node.id == 1101)).one()
-    assert row.locationId == nodes[0].location_id and row.nodeTypeId == 1
+    assert row.locationId == nodes[0].location_id and row.nodeTypeId == 2  # CO2
     engine.dispose()
 
 
@@ -479,7 +479,7 @@ def test_quantised_values_are_not_nan():
     specs = []
     for r in range(8):
         name, kind = room_of(r)
-        sensors = tuple(zip((0, 2, 8, 6, 4, 5, 19), ALL_SENSORS, strict=True))
+        sensors = tuple(zip((0, 2, 8, 6, 4, 5, 201), ALL_SENSORS, strict=True))
         specs.append(NodeSpec(1100 + r, 1, name, kind, r, 1, sensors, 1100, ()))
     for p in generate(plan, specs, datetime(2026, 6, 1), datetime(2026, 6, 3)):
         for tid, v in p.values:
