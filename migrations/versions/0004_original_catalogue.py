@@ -20,7 +20,7 @@ The pusher's id map for the catalogue is cleared, so both sides are matched afre
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import sqlalchemy as sa
 from alembic import op
@@ -207,7 +207,7 @@ def _move(
     conn: sa.Connection,
     table: sa.TableClause,
     moves: dict[int, int],
-    final: dict[int, dict[str, object]],
+    final: Mapping[int, Mapping[str, object]],
 ) -> None:
     """Move rows ``old → new`` (any permutation), each ending as ``final[new]``."""
     current = _rows(conn, table)
@@ -228,7 +228,7 @@ def _move(
 
 
 def _add_missing(
-    conn: sa.Connection, table: sa.TableClause, rows: dict[int, dict[str, object]]
+    conn: sa.Connection, table: sa.TableClause, rows: Mapping[int, Mapping[str, object]]
 ) -> None:
     present = set(_rows(conn, table))
     missing = [{**row, "id": i} for i, row in rows.items() if i not in present]
