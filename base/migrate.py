@@ -12,12 +12,13 @@ import ast
 import functools
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Engine, inspect, text
 
+from base.adopt import ORIGINAL_REVISIONS
 from base.config import find_config_path, load_config
 from base.errors import ConfigError, SchemaMismatch
 
@@ -191,6 +192,11 @@ def schema_advice(
             f"{remote_name} is at schema revision {remote}, newer than this base station "
             f"knows (local {local}): upgrade cogent-sync here, then run '{local_cmd}'"
         )
+    if local in ORIGINAL_REVISIONS:
+        return (
+            f"the local database is a Cogent-house database (revision {local}): back it up, "
+            f"then adopt it with 'python RestPusher.py migrate' (or '{local_cmd}')"
+        )
     if local not in order:
         return (
             f"the local database is at revision {local}, unknown to this cogent-sync; "
@@ -229,3 +235,23 @@ def refuse_downgrade_with_data(conn: Connection, below: str) -> None:
             f"refusing to downgrade below {below}: this database holds {', '.join(held)} "
             f"rows, which that would delete or orphan; their data is intact ('alembic current' "
             f"shows where it stopped; back up and empty those tables first if you mean it)")
+
+
+def refuse_downgrade_with_nulls(
+    conn: Connection, columns: Mapping[str, Sequence[tuple[str, Any]]]
+) -> None:
+    """Stop a downgrade that would make a column NOT NULL while rows hold NULL in it."""
+    from alembic.util import CommandError
+
+    quote = conn.dialect.identifier_preparer.quote
+    held = []
+    for table, cols in columns.items():
+        for name, _type in cols:
+            n = int(conn.execute(text(
+                f"SELECT COUNT(*) FROM {quote(table)} WHERE {quote(name)} IS NULL")).scalar_one())
+            if n:
+                held.append(f"{n} {table}.{name}")
+    if held:
+        raise CommandError(
+            f"refusing to downgrade: NULL in {', '.join(held)}, which the older schema cannot "
+            f"hold; set those values first if you mean it")

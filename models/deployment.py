@@ -14,7 +14,7 @@ class Deployment(Base):
     __tablename__ = "Deployment"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    name: Mapped[str] = mapped_column(key_text(255), unique=True)
+    name: Mapped[str | None] = mapped_column(key_text(255), unique=True)  # NULL: adopted
     description: Mapped[str | None] = mapped_column(Text, default=None)
     startDate: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     endDate: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
@@ -25,8 +25,9 @@ class House(Base):
     __table_args__ = (UniqueConstraint("deploymentId", "address"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    deploymentId: Mapped[int] = mapped_column(ForeignKey("Deployment.id"))
-    address: Mapped[str] = mapped_column(key_text(255))
+    # NULL only in rows adopted from Cogent-house, which the pusher sets aside.
+    deploymentId: Mapped[int | None] = mapped_column(ForeignKey("Deployment.id"))
+    address: Mapped[str | None] = mapped_column(key_text(255))
     startDate: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     endDate: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     # Owner on a central server (the site whose key created it); NULL on a base station.
@@ -37,7 +38,7 @@ class Room(Base):
     __tablename__ = "Room"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    name: Mapped[str] = mapped_column(key_text(255), unique=True)
+    name: Mapped[str | None] = mapped_column(key_text(255), unique=True)  # NULL: adopted
     roomTypeId: Mapped[int | None] = mapped_column(
         ForeignKey("RoomType.id"), default=None, index=True
     )
@@ -48,5 +49,5 @@ class Location(Base):
     __table_args__ = (UniqueConstraint("houseId", "roomId"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    houseId: Mapped[int] = mapped_column(ForeignKey("House.id"))
-    roomId: Mapped[int] = mapped_column(ForeignKey("Room.id"), index=True)
+    houseId: Mapped[int | None] = mapped_column(ForeignKey("House.id"))  # NULL: adopted
+    roomId: Mapped[int | None] = mapped_column(ForeignKey("Room.id"), index=True)

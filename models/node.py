@@ -29,5 +29,6 @@ class Sensor(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     sensorTypeId: Mapped[int] = mapped_column(ForeignKey("SensorType.id"), index=True)
     nodeId: Mapped[int] = mapped_column(ForeignKey("Node.id"))
-    calibrationSlope: Mapped[float] = mapped_column(Float64, default=1.0)
-    calibrationOffset: Mapped[float] = mapped_column(Float64, default=0.0)
+    # NULL only in rows adopted from Cogent-house, which the pusher sets aside.
+    calibrationSlope: Mapped[float | None] = mapped_column(Float64, default=1.0)
+    calibrationOffset: Mapped[float | None] = mapped_column(Float64, default=0.0)

@@ -218,7 +218,18 @@ def _status_meaning(code: Exit) -> str:
 
 def cmd_migrate(config: Config, args: argparse.Namespace) -> int:
     announce(config, f"upgrading its schema to {head_revision()} (writes the schema)")
-    upgrade(config.localurl)
+    # Adopting a Cogent-house database says what it copied and what it kept aside.
+    adoption = logging.getLogger("alembic.adopt")
+    shown = logging.StreamHandler(sys.stdout)
+    shown.setFormatter(logging.Formatter("%(message)s"))
+    adoption.addHandler(shown)
+    adoption.setLevel(logging.INFO)
+    adoption.propagate = False
+    try:
+        upgrade(config.localurl)
+    finally:
+        adoption.removeHandler(shown)
+        adoption.propagate = True
     print(f"local database is at the latest schema revision ({head_revision()})")
     return EXIT_OK
 
