@@ -231,7 +231,7 @@ def _reading_target(
 
 def _value_problem(value: Any) -> str | None:
     if value is None:
-        return "value is missing (NULL)"
+        return None  # NULL is data, sent as NULL
     if isinstance(value, bool) or not isinstance(value, int | float):
         return f"value {value!r} is not a number"
     try:
@@ -269,7 +269,7 @@ def _prepare_readings(rows: Sequence[Row[Any]]) -> Prepared:
             if problem:
                 prepared.aside.append((r, problem))
                 continue
-            value = float(value)
+            value = None if value is None else float(value)
         key = (r[i_node], r[i_type], r[i_loc])
         t = r[i_time]
         us = times_us.get(t)

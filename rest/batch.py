@@ -91,7 +91,7 @@ def _time_problem(us: int, latest: int) -> Problem | None:
 
 def _value_problem(v: Any) -> Problem | None:
     if v is None:
-        return codes.VALUE_MISSING, "value is missing (null)"
+        return None  # NULL is data: the logger could not read the sensor (Cogent-house kept it)
     if isinstance(v, bool) or not isinstance(v, int | float):
         return codes.BAD_VALUE, f"value {v!r} is not a number"
     if isinstance(v, float):
@@ -197,7 +197,7 @@ def _valid_readings(
             if reason:
                 result.reject("reading", s.first + j, reason)
                 continue
-            yield (s.node, s.type, us, s.location, float(v))
+            yield (s.node, s.type, us, s.location, None if v is None else float(v))
 
 
 def _valid_states(

@@ -69,7 +69,9 @@ def _values(columns: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> str:
                 date = _DAYS[day]
             sec, micro = divmod(rem, 1_000_000)
             text = repr(value)
-            if "e" not in text:
+            if value is None:
+                text = "NULL"
+            elif "e" not in text:
                 text += "e0"
             out.append(f"({node:d},{kind:d},{date}{_HMS[sec]}.{micro:06d}',{loc:d},{text})")
         return ",".join(out)

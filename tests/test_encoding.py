@@ -68,9 +68,9 @@ def decode(payload: BatchPayload, codec: int = CODEC_LZMA2):
     return parse_batch(BinaryBatch(body, LIMIT))
 
 
-def flat_readings(batch) -> list[tuple[int, int, int, int, bytes]]:
+def flat_readings(batch) -> list[tuple[int, int, int, int, bytes | None]]:
     return [
-        (s.node, s.type, s.location, t, bits(float(v)))
+        (s.node, s.type, s.location, t, None if v is None else bits(float(v)))
         for s in batch.readings
         for t, v in zip(s.t, s.v, strict=True)
     ]
@@ -222,11 +222,12 @@ def as_rows(spec) -> list[ReadingRow]:
 @settings(max_examples=200)
 @given(reading_rows)
 def test_encoded_readings_decode_in_the_order_of_encoded_rows_and_never_carry_nan(spec):
+    """NaN and infinities are set aside; NULL is data and decodes as NULL."""
     rows = as_rows(spec)
     encoded = encode(READINGS, rows, FakeMapper())  # type: ignore[arg-type]
     aside = {a.local_id: a.reason for a in encoded.set_aside}
     for r in rows:
-        bad_value = r.value is None or not math.isfinite(r.value)
+        bad_value = r.value is not None and not math.isfinite(r.value)
         if bad_value or r.locationId in (None, 13):
             assert r.id in aside
     assert len(aside) + encoded.count == len(rows)
@@ -236,6 +237,9 @@ def test_encoded_readings_decode_in_the_order_of_encoded_rows_and_never_carry_na
     for (node, kind, loc, t, value), row in zip(decoded, encoded.rows, strict=True):
         assert (node, kind, loc) == (row.nodeId + 1000, row.type, row.locationId + 500)
         assert t == to_micros(row.time)
+        if row.value is None:
+            assert value is None
+            continue
         assert value == bits(row.value)
         assert math.isfinite(row.value)
 
@@ -329,3 +333,25 @@ def test_nan_in_a_raw_double_column_is_rejected_per_row_not_stored():
     [series] = decode_v2(bytes(body), LIMIT).readings
     assert series.clean is False
     assert math.isnan(series.v[1]) and series.v[0] == math.pi
+
+
+def test_a_null_bitmap_inside_a_null_bitmap_is_malformed_not_a_crash():
+    from models.protocol.batch import MalformedBatch
+
+    payload = BatchPayload()
+    group = ReadingGroup(7, [0], [])
+    # WITH_NULLS, bitmap "1 present", then WITH_NULLS again, as a hostile client might nest.
+    group.series.append(ValueSeries(0, 1, None, [1.0], b"\xfe\x01" * 600 + b"\x00\x00\x01"))
+    payload.readings.append(group)
+    with pytest.raises(MalformedBatch, match="NULL bitmap"):
+        decode_v2(payload.binary(CODEC_NONE), 1 << 20)
+
+
+def test_values_with_nulls_round_trip_in_the_binary_format():
+    payload = BatchPayload()
+    group = ReadingGroup(7, [0, 1, 2, 3], [])
+    group.series.append(ValueSeries(0, 1, None, [None, 21.5, None, 3.25]))
+    group.series.append(ValueSeries(2, 1, None, [None, None, None, None]))
+    payload.readings.append(group)
+    batch = decode_v2(payload.binary(), 1 << 20)
+    assert [s.v for s in batch.readings] == [[None, 21.5, None, 3.25], [None] * 4]

@@ -23,6 +23,7 @@ LZMA2_FILTERS: Final = [{"id": lzma.FILTER_LZMA2, "preset": 6, "dict_size": LZMA
 # Column modes.
 PLAIN: Final = 0xFF  # integer column: each value as a zigzag varint
 IEEE: Final = 0xFF  # value column: raw IEEE-754 doubles in 8 byte planes
+WITH_NULLS: Final = 0xFE  # value column: a bitmap of the non-NULL values, then their column
 MAX_SCALE: Final = 9  # largest decimal scale of a value column
 
 # Rows in one batch, whatever its format: the pusher sends `pushlimit` (default 5,000) at a

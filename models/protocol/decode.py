@@ -25,6 +25,7 @@ from models.protocol.batch import (
     FORMAT,
     FORMAT_V2,
     IEEE,
+    WITH_NULLS,
     LZMA2_DICT,
     MAGIC_V2,
     MAX_BATCH_ROWS,
@@ -319,11 +320,20 @@ class _Reader:
             return [self.svarint() for _ in range(n)]
         raise _malformed(f"unknown integer column mode {mode}")
 
-    def values(self, n: int) -> tuple[list[float], bool]:
-        """(values, all finite)."""
+    def values(self, n: int, nested: bool = False) -> tuple[list[float | None], bool]:
+        """(values, all finite and none NULL)."""
         if n == 0:
             return [], True
         mode = self.byte()
+        if mode == WITH_NULLS:
+            if nested:
+                raise _malformed("a value column's NULL bitmap is followed by another")
+            present = self.bitmap(n)
+            inner, _ = self.values(len(present), nested=True)
+            out: list[float | None] = [None] * n
+            for i, v in zip(present, inner, strict=True):
+                out[i] = v
+            return out, False
         if mode <= MAX_SCALE:
             p = _POW10[mode]
             return list(map(p.__rtruediv__, self.ints(n))), True

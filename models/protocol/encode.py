@@ -19,7 +19,7 @@ from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import repeat
-from typing import Any
+from typing import Any, cast
 
 from models.protocol.batch import (
     CODEC_LZMA2,
@@ -27,6 +27,7 @@ from models.protocol.batch import (
     CODEC_ZLIB,
     FORMAT,
     IEEE,
+    WITH_NULLS,
     LZMA2_FILTERS,
     MAGIC_V2,
     MAX_SCALE,
@@ -285,9 +286,21 @@ def decimal_scale(values: Sequence[float]) -> tuple[int, list[int]] | None:
     return None
 
 
-def value_column(out: bytearray, values: Sequence[float]) -> None:
+def value_column(out: bytearray, values: Sequence[float | None]) -> None:
     if not values:
         return  # a column of no values is absent
+    if None in values:  # NULL is data (a reading the logger could not take)
+        out.append(WITH_NULLS)
+        bits = bytearray((len(values) + 7) >> 3)
+        present: list[float] = []
+        for i, v in enumerate(values):
+            if v is not None:
+                bits[i >> 3] |= 1 << (i & 7)
+                present.append(v)
+        out += bits
+        value_column(out, present)
+        return
+    values = cast("Sequence[float]", values)
     scaled = decimal_scale(values)
     if scaled is not None:
         out.append(scaled[0])

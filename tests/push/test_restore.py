@@ -291,3 +291,29 @@ def test_the_commands_restore_verify_and_report_through_the_cli(pair, make_db):
     assert code == 2 and "no house 'No Such Street' is visible" in out, out
     code, out = cli(restore.path, "verify", "--house", "2 Mill Lane")
     assert code == 0 and "Local and remote are the same" in out, out
+
+
+def test_null_values_come_back_as_null_on_restore_and_verify_finds_no_difference(pair, make_db):
+    data = seed_cogent_house(pair.local, days=1)
+    engine = make_engine(pair.local)
+    with engine.begin() as conn:
+        conn.execute(insert(table_of(Reading)).values(
+            nodeId=101, type=0, time=T0 + timedelta(days=2), locationId=data.locations[101],
+            value=None))
+    engine.dispose()
+    [report] = push_once(pair.config())
+    assert report.ok, report.error
+    fresh = make_db("fresh")
+    download(pair, fresh, address="1 Mill Lane")
+    restored = make_engine(fresh)
+    with restored.connect() as conn:
+        nulls = conn.execute(select(func.count()).select_from(table_of(Reading))
+                             .where(Reading.value.is_(None))).scalar_one()
+    restored.dispose()
+    assert nulls == 1
+    verifier, engine, client, _ = verify(pair)
+    try:
+        assert all(c.same for c in verifier.compare())
+    finally:
+        client.close()
+        engine.dispose()
