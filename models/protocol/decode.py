@@ -25,12 +25,12 @@ from models.protocol.batch import (
     FORMAT,
     FORMAT_V2,
     IEEE,
-    WITH_NULLS,
     LZMA2_DICT,
     MAGIC_V2,
     MAX_BATCH_ROWS,
     MAX_SCALE,
     PLAIN,
+    WITH_NULLS,
     BatchTooLarge,
     MalformedBatch,
 )

@@ -27,11 +27,11 @@ from models.protocol.batch import (
     CODEC_ZLIB,
     FORMAT,
     IEEE,
-    WITH_NULLS,
     LZMA2_FILTERS,
     MAGIC_V2,
     MAX_SCALE,
     PLAIN,
+    WITH_NULLS,
 )
 
 _POW10 = [float(10**s) for s in range(MAX_SCALE + 1)]
