@@ -71,6 +71,19 @@ REFERENCES: dict[str, tuple[tuple[str, str, str], ...]] = {
     "sensor": (("node", "nodeId", "node"), ("sensorType", "sensorTypeId", "sensortype")),
 }
 TABLE_NAMES = {t: MODELS[t].__tablename__ for t in MAP_TYPES}
+# Fields (request names) without which the remote cannot match or create a row. Cogent-house
+# allowed NULL in them, so an adopted database can hold such rows: each is held back, with
+# what depends on it, instead of failing the whole map request.
+REQUIRED: dict[str, tuple[str, ...]] = {
+    "sensortype": ("name", "code", "units"),
+    "nodetype": ("name",),
+    "roomtype": ("name",),
+    "room": ("name",),
+    "deployment": ("name",),
+    "house": ("deployment", "address"),
+    "location": ("house", "room"),
+    "sensor": ("node", "sensorType"),
+}
 
 
 def iso(value: datetime | None) -> str | None:
@@ -115,6 +128,29 @@ def request_row(kind: str, obj: Any) -> dict[str, Any]:
     for field_name, attr, _ in REFERENCES.get(kind, ()):
         row[field_name] = getattr(obj, attr)
     return row
+
+
+def held_back(closure: Closure) -> dict[tuple[str, int], str]:
+    """Rows that cannot be sent — a field the remote needs is NULL, or a row they refer to
+    is held back — with the reason, which the readings that need them are set aside with."""
+    held: dict[tuple[str, int], str] = {}
+    refs = {k: {f: parent for f, _, parent in REFERENCES.get(k, ())} for k in MAP_TYPES}
+    for kind in MAP_TYPES:  # parents first: a child sees its parent's verdict
+        for local_id, obj in closure.rows[kind].items():
+            row = request_row(kind, obj)
+            missing = [f for f in REQUIRED.get(kind, ()) if row.get(f) is None]
+            noun = f"{TABLE_NAMES[kind]} {local_id}"
+            if missing:
+                held[(kind, local_id)] = (
+                    f"{noun} has no {' or '.join(missing)}; set it in the local database and "
+                    f"it is sent, with the rows that need it")
+                continue
+            for f, parent in refs[kind].items():
+                why = held.get((parent, row[f])) if row[f] is not None else None
+                if why:
+                    held[(kind, local_id)] = f"{noun} is held back: {why}"
+                    break
+    return held
 
 
 def digest(row: dict[str, Any]) -> str:
@@ -287,8 +323,11 @@ class MetadataMapper:
         maps = self.maps()
         requests: dict[str, dict[int, dict[str, Any]]] = {t: {} for t in MAP_TYPES}
         digests: dict[tuple[str, int], str] = {}
+        held = held_back(closure)
         for kind in MAP_TYPES:
             for local_id, obj in closure.rows[kind].items():
+                if (kind, local_id) in held:
+                    continue
                 row = request_row(kind, obj)
                 d = digest(row)
                 digests[(kind, local_id)] = d
@@ -303,6 +342,13 @@ class MetadataMapper:
                     if ref is not None and ref not in requests[parent]:
                         requests[parent][ref] = request_row(parent, closure.rows[parent][ref])
         result = MapResult()
+        if held:
+            result.errors.update(held)
+            self.errors.update(held)
+            for kind, key in held:
+                maps[kind].pop(key, None)
+            log.warning("%s: %d metadata rows held back: %s", self.remote, len(held),
+                        "; ".join(list(held.values())[:3]))
         payload = {k: list(v.values()) for k, v in requests.items() if v}
         result.sent = sum(len(v) for v in payload.values())
         if not payload:

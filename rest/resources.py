@@ -61,6 +61,14 @@ class Resource:
         return col
 
 
+# Natural-key columns that hold NULL only in rows adopted from Cogent-house (revision 0005):
+# what is written through the API must still name them.
+KEY_COLUMNS = {
+    ("Deployment", "name"), ("House", "deploymentId"), ("House", "address"), ("Room", "name"),
+    ("Location", "houseId"), ("Location", "roomId"),
+}
+
+
 def _field(col: Column[object], server_ids: bool) -> Field:
     t = col.type
     if isinstance(t, BigInteger):
@@ -77,9 +85,10 @@ def _field(col: Column[object], server_ids: bool) -> Field:
     else:  # Text and anything else textual
         kind, bits = "str", 0
     has_default = col.default is not None or col.server_default is not None
-    required = not server_ids if col.primary_key else not col.nullable and not has_default
+    nullable = bool(col.nullable) and (col.table.name, col.name) not in KEY_COLUMNS
+    required = not server_ids if col.primary_key else not nullable and not has_default
     max_length = (getattr(t, "length", None) or TEXT_MAX_CHARS) if kind == "str" else None
-    return Field(col.name, kind, bool(col.nullable), required, bits, max_length)
+    return Field(col.name, kind, nullable, required, bits, max_length)
 
 
 def _build() -> dict[str, Resource]:
