@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import configparser
 import os
+import sys
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from sqlalchemy import make_url
 from base.convert import boolean as _boolean
 from base.convert import choice as _choice
 from base.convert import integer as _integer
+from base.convert import duration as _duration
 from base.convert import number as _number
 from base.errors import ConfigError
 
@@ -99,14 +101,28 @@ REMOTE_KEYS = {
 }
 
 
+def original_config_paths() -> list[Path]:
+    """Where Cogent-house installed its pusher's configuration: ``<prefix>/etc/cogent-house/
+    push-script/`` (``/etc/...`` for a system-wide install, whose prefix is ``/usr``)."""
+    tail = Path("etc", "cogent-house", "push-script", DEFAULT_CONFIG_NAME)
+    prefixes = ["/" if sys.prefix == "/usr" else sys.prefix, "/"]
+    return list(dict.fromkeys(Path(p) / tail for p in prefixes))
+
+
 def find_config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
-    """``-c PATH``, else ``$COGENT_CONFIG``, else ``./synchronise.conf``."""
+    """``-c PATH``, else ``$COGENT_CONFIG``, else ``./synchronise.conf``, else the file an
+    original Cogent-house install left (:func:`original_config_paths`)."""
     if explicit:
         return Path(explicit)
     env = os.environ.get(CONFIG_ENV)
     if env:
         return Path(env)
-    return Path(DEFAULT_CONFIG_NAME)
+    here = Path(DEFAULT_CONFIG_NAME)
+    if not here.is_file():
+        for original in original_config_paths():
+            if original.is_file():
+                return original
+    return here
 
 
 def load_config(path: str | os.PathLike[str] | None = None) -> Config:
@@ -163,7 +179,7 @@ def parse_config(text: str, *, base_dir: Path | None = None, path: Path | None =
         )
     localurl = _resolve_db_url("general", "localurl", localurl, base)
 
-    synctime = get("synctime", _number("general", 1, 86_400), 60.0)
+    synctime = get("synctime", _duration("general", 1, 86_400), 60.0)
     backoff_min = get("backoff_min", _number("general", 0.1, 86_400), 5.0)
     backoff_max = get("backoff_max", _number("general", 1, 7 * 86_400), 900.0)
     if backoff_max < backoff_min:

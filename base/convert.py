@@ -47,6 +47,30 @@ def number(section: str, lo: float, hi: float) -> Callable[[str, str], float]:
     return conv
 
 
+_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86_400}
+
+
+def duration(section: str, lo: float, hi: float) -> Callable[[str, str], float]:
+    """Seconds, from ``300``, ``300s``, ``5m``, ``1.5h`` or ``1d`` (a bare number is seconds)."""
+
+    def conv(key: str, raw: str) -> float:
+        text = raw.strip().lower().replace(" ", "")
+        unit = text[-1:] if text[-1:] in "smhd" and text[-1:] else ""
+        try:
+            value = float(text[: len(text) - len(unit)]) * _UNIT_SECONDS[unit]
+        except ValueError:
+            raise ConfigError(
+                f"= {raw!r} is not a duration; write seconds (300) or with a unit "
+                f"(300s, 5m, 1h)", section=section, key=key) from None
+        if not lo <= value <= hi:  # also rejects nan
+            raise ConfigError(
+                f"= {raw} is out of range; use {lo:g}..{hi:g} seconds (e.g. 5m)",
+                section=section, key=key)
+        return value
+
+    return conv
+
+
 def boolean(section: str) -> Callable[[str, str], bool]:
     def conv(key: str, raw: str) -> bool:
         low = raw.lower()

@@ -108,3 +108,41 @@ def test_relative_paths_are_taken_from_cogent_state_dir_when_set(tmp_path, monke
     monkeypatch.setenv("COGENT_STATE_DIR", "relative/dir")
     with pytest.raises(ConfigError, match="must be an absolute path"):
         load_config(conf)
+
+
+@pytest.mark.parametrize("raw, seconds", [("300", 300), ("300s", 300), ("5m", 300),
+                                          ("1h", 3600), ("1.5h", 5400), ("10 m", 600)])
+def test_synctime_takes_a_unit_and_a_bare_number_is_seconds(tmp_path, raw, seconds):
+    config = parse_config(f"[general]\nlocalurl = sqlite:///x.db\nsynctime = {raw}\n",
+                          base_dir=tmp_path)
+    assert config.synctime == seconds
+
+
+@pytest.mark.parametrize("raw", ["5x", "0", "2d", "m", "nan"])
+def test_a_synctime_that_is_not_a_duration_names_the_key_and_value(tmp_path, raw):
+    with pytest.raises(ConfigError, match=rf"\[general\] synctime: = '?{raw}"):
+        parse_config(f"[general]\nlocalurl = sqlite:///x.db\nsynctime = {raw}\n",
+                     base_dir=tmp_path)
+
+
+def test_without_c_the_original_install_location_is_searched_after_the_current_folder(
+        tmp_path, monkeypatch):
+    import sys
+
+    prefix = tmp_path / "venv"
+    original = prefix / "etc" / "cogent-house" / "push-script" / "synchronise.conf"
+    original.parent.mkdir(parents=True)
+    original.write_text("[general]\nlocalurl = mysql://chuser@localhost/ch\npushlimit = 10000\n"
+                        "synctime = 10m\n[locations]\nlocal = 0\ncogentee = 1\n[local]\n"
+                        "resturl = http://127.0.0.1:6543/rest/\n[cogentee]\n"
+                        "resturl = http://example.org/rest/\n")
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    monkeypatch.delenv("COGENT_CONFIG", raising=False)
+    monkeypatch.setattr(sys, "prefix", str(prefix))
+    config = load_config()
+    assert config.path == original and config.synctime == 600
+    assert [r.name for r in config.enabled_remotes] == ["cogentee"]
+    (work / "synchronise.conf").write_text("[general]\nlocalurl = sqlite:///here.db\n")
+    assert load_config().path == Path("synchronise.conf")  # the current folder comes first
