@@ -129,6 +129,32 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _db_option(revoke)
     revoke.add_argument("id", type=int, help="the key's id, from 'keys list'")
+
+    houses = sub.add_parser(
+        "houses",
+        help="list houses and assign them to sites",
+        description="Which site owns which house. A site's key writes only its houses; houses "
+        "on an adopted Cogent-house server belong to no site until assigned.",
+        epilog=EPILOG,
+    )
+    hsub = houses.add_subparsers(dest="houses_command", metavar="ACTION", required=True)
+    hlist = hsub.add_parser("list", help="list houses and their sites",
+                            description="List houses: id, deployment, address, site.",
+                            epilog=EPILOG)
+    _db_option(hlist)
+    hlist.add_argument("--site", help="only this site's houses")
+    hlist.add_argument("--unowned", action="store_true", help="only houses of no site")
+    assign = hsub.add_parser(
+        "assign", help="give houses to a site",
+        description="Give the houses of a deployment (and/or with an address) to a site, so "
+        "that the site's key can push into them. A house of another site is refused unless "
+        "--force.", epilog=EPILOG)
+    _db_option(assign)
+    assign.add_argument("--site", required=True, help="the site (created if new)")
+    assign.add_argument("--deployment", help="the houses of this deployment")
+    assign.add_argument("--address", help="the house(s) with this address")
+    assign.add_argument("--force", action="store_true",
+                        help="also take houses another site owns")
     return parser
 
 
@@ -219,6 +245,31 @@ def _cmd_keys(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_houses(args: argparse.Namespace) -> int:
+    from rest.houses import assign_houses, list_houses
+
+    url = _db_url(args)
+    if args.houses_command == "list":
+
+        def show(session: Session) -> None:
+            print(f"{'id':>5}  {'deployment':24}  {'address':32}  site")
+            for h in list_houses(session, args.site, args.unowned):
+                print(f"{h.id:>5}  {(h.deployment or '-'):24}  {(h.address or '-'):32}  "
+                      f"{h.site or '- (no site: assign it)'}")
+
+        _with_session(url, show)
+        return 0
+
+    def assign(session: Session) -> None:
+        done = assign_houses(session, args.site, deployment=args.deployment,
+                             address=args.address, force=args.force)
+        print(f"{len(done)} house(s) now belong to site {args.site!r}: "
+              + ", ".join(repr(h.address) for h in done[:10]) + (" …" if len(done) > 10 else ""))
+
+    _with_session(url, assign)
+    return 0
+
+
 def _when(value: object, empty: str = "-") -> str:
     return f"{value:%Y-%m-%d %H:%M}" if value is not None else f"{empty:16}"
 
@@ -228,6 +279,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "serve":
             return _cmd_serve(args)
+        if args.command == "houses":
+            return _cmd_houses(args)
         return _cmd_keys(args)
     except (CogentError, KeyProblem) as exc:
         print(f"error: {exc}", file=sys.stderr)
