@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import configparser
 import os
-import sys
 import re
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,8 +25,8 @@ from sqlalchemy import make_url
 
 from base.convert import boolean as _boolean
 from base.convert import choice as _choice
-from base.convert import integer as _integer
 from base.convert import duration as _duration
+from base.convert import integer as _integer
 from base.convert import number as _number
 from base.errors import ConfigError
 
