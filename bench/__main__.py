@@ -13,7 +13,7 @@ from bench.remote import REPO, MariaDB
 from bench.report import render, table
 from bench.scenarios import Options, Results, catchup, encodings, fleet, memory
 
-SCENARIOS = ("catchup", "memory", "fleet", "encodings")
+SCENARIOS = ("catchup", "memory", "fleet", "encodings", "adoption")
 
 
 def _ints(text: str) -> tuple[int, ...]:
@@ -40,6 +40,11 @@ def parse_args(argv: list[str]) -> tuple[Options, argparse.Namespace]:
         "--baseline-readings",
         type=int,
         help="readings the Cogent-house baseline pushes (default min(N, 200,000): it is slow)",
+    )
+    p.add_argument(
+        "--adoption-readings",
+        type=int,
+        help="readings in the Cogent-house database adopted (default N)",
     )
     p.add_argument("--stations", type=int, help="fleet size (default 100)")
     p.add_argument(
@@ -106,6 +111,10 @@ def main(argv: list[str] | None = None) -> Results:
         memory(opts, db, res)
     if "fleet" in only:
         fleet(opts, db, res)
+    if "adoption" in only:
+        from bench.adoption import adoption
+
+        adoption(opts, db, res, args.adoption_readings or opts.readings)
     res.figures["bench_seconds"] = time.monotonic() - started
     print(table(res, opts))
     if not args.no_report:

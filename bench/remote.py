@@ -71,6 +71,14 @@ class MariaDB:
         upgrade(url)
         return url
 
+    def create_empty(self, label: str) -> str:
+        """A new database with no schema at all; returns its URL."""
+        name = f"{self.prefix}_{label}"
+        with self._connect() as conn, conn.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+            cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
+        return self.url.set(database=name).render_as_string(hide_password=False)
+
     def drop(self, url: str) -> None:
         name = make_url(url).database
         with self._connect() as conn, conn.cursor() as cur:

@@ -69,6 +69,8 @@ def figures(res: Results) -> dict[str, Any]:
         out["memory"] = {int(k): v / MIB for k, v in f["memory"].items()}
     if "fleet" in f:
         out["fleet"] = f["fleet"]
+    if "adoption" in f:
+        out["adoption"] = f["adoption"]
     return out
 
 
@@ -193,6 +195,20 @@ def rows(res: Results, opts: Options) -> list[tuple[str, str, str, str, str]]:
                 f"{_n(run['expected'][1])} node states",
                 "nothing lost, p99 reported",
                 _verdict(bool(run["all_delivered"])),
+            )
+        )
+    adopted = g.get("adoption")
+    if adopted:
+        out.append(
+            (
+                "6 Adoption",
+                f"alembic upgrade head of a Cogent-house central database (MariaDB, "
+                f"{_n(adopted['readings'])} single-precision readings)",
+                f"{_n(adopted['rate'])} readings/s ({adopted['seconds']:.1f} s; "
+                f"{_n(adopted['copied'])} copied); peak RSS {adopted['rss_mib']:.0f} MiB",
+                "every row, bounded memory",
+                _verdict(adopted["copied"] == adopted["readings"]
+                         and adopted["rss_mib"] <= 200),
             )
         )
     return out

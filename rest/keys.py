@@ -6,6 +6,7 @@ plain SHA-256 cannot be brute-forced and lookups stay one indexed equality.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import re
 import secrets
@@ -122,11 +123,15 @@ def list_keys(session: Session, site: str | None = None) -> list[KeyInfo]:
 
 
 def parse_authorization(header_value: str | None) -> str:
-    """The key from ``Authorization: Bearer <key>``, or AuthFailed saying what is wrong."""
+    """The key from ``Authorization: Bearer <key>``, or from HTTP Basic, where it is the
+    password (the original Cogent-house client sends whatever credentials its ``resturl``
+    holds: ``http://SITE:KEY@host/rest/``); AuthFailed says what is wrong."""
     if not header_value:
         raise AuthFailed("this needs a key: send 'Authorization: Bearer <key>'")
     scheme, _, token = header_value.strip().partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    if scheme.lower() == "basic" and token.strip():
+        token = _basic_password(token.strip())
+    elif scheme.lower() != "bearer" or not token.strip():
         raise AuthFailed("malformed Authorization header: use 'Authorization: Bearer <key>'")
     token = token.strip()
     if not KEY_PATTERN.match(token):
@@ -135,6 +140,20 @@ def parse_authorization(header_value: str | None) -> str:
             "ask the server's operator for one ('cogent-rest keys create')"
         )
     return token
+
+
+def _basic_password(encoded: str) -> str:
+    try:
+        user, sep, password = base64.b64decode(encoded, validate=True).decode("utf-8").partition(
+            ":")
+    except (ValueError, UnicodeDecodeError):
+        raise AuthFailed("malformed Basic credentials: put the key in the URL as "
+                         "http://SITE:KEY@host/rest/, or send 'Authorization: Bearer <key>'"
+                         ) from None
+    if not sep:
+        raise AuthFailed("Basic credentials need a password: the key, as in "
+                         "http://SITE:KEY@host/rest/")
+    return password or user
 
 
 def authenticate(session: Session, header_value: str | None) -> tuple[ApiKey, Principal]:

@@ -20,6 +20,7 @@ from rest.browse import build_select, encode_cursor, parse_list_query
 from rest.crud import create_row, delete_row, get_row, update_row
 from rest.errors import ApiError, not_found
 from rest.keys import Principal
+from rest.legacy import legacy_body, with_table
 from rest.openapi import error_responses, json_body, list_parameters, row_schema
 from rest.resources import RESOURCES, Resource, get_resource
 from rest.responses import JSONBytesResponse
@@ -48,7 +49,7 @@ def list_rows(
     )
     stmt = build_select(resource, q, visible(resource, principal))
     with state.engine.connect() as conn:
-        rows = [dict(r) for r in conn.execute(stmt).mappings()]
+        rows = [with_table(resource, dict(r)) for r in conn.execute(stmt).mappings()]
     headers = {}
     if len(rows) > q.limit:
         rows = rows[: q.limit]
@@ -85,31 +86,34 @@ def _add_routes(router: APIRouter, resource: Resource) -> None:
 
         def work() -> dict[str, Any]:
             with state.engine.connect() as conn:
-                return get_row(conn, resource, row_id, principal)
+                return with_table(resource, get_row(conn, resource, row_id, principal))
 
         return JSONBytesResponse(await run_in_threadpool(work))
 
     async def create_(request: Request, principal: WriterKey, state: State) -> Response:
         refuse_catalogue_write(resource, principal)
-        body = await read_json(request, state.settings.max_body)
+        body = legacy_body(resource, await read_json(request, state.settings.max_body))
         row = await run_in_threadpool(
             run_write, state.engine, lambda conn: create_row(conn, resource, principal, body)
         )
         return JSONBytesResponse(
-            row, status_code=201, headers={"Location": f"/rest/{name}/{row['id']}"}
+            with_table(resource, row), status_code=201,
+            headers={"Location": f"/rest/{name}/{row['id']}"}
         )
 
     async def update_(
         row_id: int, request: Request, principal: WriterKey, state: State
     ) -> Response:
         refuse_catalogue_write(resource, principal)
-        body = await read_json(request, state.settings.max_body)
+        body = legacy_body(resource, await read_json(request, state.settings.max_body))
+        if isinstance(body, dict) and body.get("id") == row_id:
+            body = {k: v for k, v in body.items() if k != "id"}  # the original sends it back
         row = await run_in_threadpool(
             run_write,
             state.engine,
             lambda conn: update_row(conn, resource, principal, row_id, body),
         )
-        return JSONBytesResponse(row)
+        return JSONBytesResponse(with_table(resource, row))
 
     async def delete_(row_id: int, principal: AdminKey, state: State) -> Response:
         await run_in_threadpool(

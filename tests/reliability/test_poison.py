@@ -1,13 +1,14 @@
-"""Poison rows — NaN, ±infinity, NULL values, unknown nodes, locations and sensor types,
-times far in the future and before 1970 — scattered through a push, in readings and node
-states, written the way a gateway logger writes (plain SQL, no foreign-key checks).
+"""Poison rows — NaN, ±infinity, unknown nodes, locations and sensor types, times far in
+the future and before 1970 — scattered through a push, in readings and node states,
+written the way a gateway logger writes (plain SQL, no foreign-key checks).
 
 Each must be set aside locally with its reason (by the pusher itself, or from the
 remote's rejection), shown by ``RestPusher.py status``, never re-sent, and never hold up
 the rows around it: the remote ends equal to the local database minus exactly the
-set-aside rows. tests/push/test_e2e.py has the basic case (NaN/inf/NULL/unknown node in
-one batch); here every kind, on every backend a base station may use (PostgreSQL is the
-one that stores a real NaN), spread over many batches.
+set-aside rows. (A NULL value is data, not poison: it replicates as NULL.)
+tests/push/test_e2e.py has the basic case (inf/unknown node in one batch); here every
+kind, on every backend a base station may use (PostgreSQL is the one that stores a real
+NaN), spread over many batches.
 """
 
 from __future__ import annotations
@@ -87,7 +88,6 @@ def poison_kinds(backend: str, location: int) -> list[tuple[str, str, dict, str]
     future = datetime.now() + timedelta(days=3)
     base = {"nodeId": 101, "type": 0, "locationId": location, "value": 1.0}
     kinds = [
-        ("NULL value", "Reading", {**base, "value": None}, "NULL"),
         ("unknown node", "Reading", {**base, "nodeId": 999}, "999"),
         ("unknown location", "Reading", {**base, "locationId": 99999}, "99999"),
         ("no location", "Reading", {**base, "locationId": None}, "no location"),

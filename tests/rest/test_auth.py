@@ -7,7 +7,9 @@ test observed."""
 from __future__ import annotations
 
 import itertools
+import json
 import re
+import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -202,6 +204,12 @@ def operation(method: str, path: str) -> tuple[str, str]:
         return "batch", "sync"
     if (method, path) == ("POST", "/rest/sync/hello/"):  # the keyed check-in (issue 11)
         return "hello", "sync"
+    if (method, path) == ("POST", "/rest/bulk/"):  # the original client's dialect (issue 15)
+        return "bulk", "legacy"
+    if (method, path) == ("POST", "/rest/pushstatus/"):
+        return "pushstatus", "legacy"
+    if (method, path) == ("PUT", "/rest/{type_name}/"):
+        return "put-query", "legacy"
     if path == "/rest/{type_name}/{tail:path}":
         return "fallback", "unknown"
     m = _TYPE_ROUTE.fullmatch(path)
@@ -225,6 +233,12 @@ def expected(op: str, kind: str) -> dict[str, int | set[int]]:
         return refused | {"readonly": {200, 403}, "own": 200, "other": 200, "admin": 200}
     if op in ("map", "batch"):  # 200 for every writer: refused rows are listed in the reply
         return refused | {"own": 200, "other": 200, "admin": 200}
+    if op == "bulk":  # 201 as the original answered; refused rows are counted in headers
+        return refused | {"own": 201, "other": 201, "admin": 201}
+    if op == "pushstatus":  # a station records itself; an admin key is no station
+        return refused | {"own": 201, "other": 201, "admin": 403}
+    if op == "put-query":  # another site's node is not theirs to move (nor to create anew)
+        return refused | {"own": 201, "other": {403, 409}, "admin": 201}
     res = RESOURCES[kind].kind
     created, changed, deleted = 201, 200, 204
     own_other = {
@@ -254,6 +268,8 @@ CONTENT: dict[tuple[str, str], tuple[Callable[[Any], bool], str]] = {
         "200, rows `rejected`",
     ),
 }
+# bulk/ answers [] whoever sends it; what it stored is in X-Cogent-Stored / X-Cogent-Rejected
+# (tests/rest/test_legacy.py checks another site's rows are rejected).
 
 
 class Requests:
@@ -330,6 +346,16 @@ class Requests:
             )
         if op == "hello":
             return lambda h: h.post("sync/hello/", json={"host": "matrix-station"})
+        if op == "bulk":
+            rows = [{"__table__": "Reading", "nodeId": a.node, "type": 0,
+                     "locationId": a.location, "value": 7.0,
+                     "time": f"2027-02-01T00:00:00.{next(_serial):06d}"}]
+            return lambda h: h.post("bulk/", content=zlib.compress(json.dumps(rows).encode()))
+        if op == "pushstatus":
+            return lambda h: h.post("pushstatus/", json={"hostname": "matrix-legacy"})
+        if op == "put-query":
+            return lambda h: h.put("node/", params={"id": a.node},
+                                   json={"locationId": a.location})
         return lambda h: h.request(method, "nosuchtype/1", json={})
 
 
@@ -348,10 +374,14 @@ _REQUEST = {
     "map": "`POST /rest/sync/map/`",
     "batch": "`POST /rest/sync/batch/`",
     "hello": "`POST /rest/sync/hello/`",
+    "bulk": "`POST /rest/bulk/` (original dialect)",
+    "pushstatus": "`POST /rest/pushstatus/` (original dialect)",
+    "put-query": "`PUT /rest/<type>/?id=N` (original dialect)",
     "fallback": "`POST`, `PUT`, `PATCH`, `DELETE` on `/rest/<unknown type>/`",
 }
 _WHAT = {"map": "metadata", "batch": "readings, node states", "hello": "check-in",
-         "fallback": "-"}  # fmt: skip
+         "bulk": "readings, node states", "pushstatus": "check-in",
+         "put-query": "any type (node in the matrix)", "fallback": "-"}  # fmt: skip
 
 
 def table_row(op: str, kind: str) -> tuple[str, str]:
@@ -363,7 +393,8 @@ def table_row(op: str, kind: str) -> tuple[str, str]:
     return _WHAT[op], _REQUEST[op]
 
 
-_GROUPS = ("catalogue", "shared", "owned", "map", "batch", "hello", "fallback")
+_GROUPS = ("catalogue", "shared", "owned", "map", "batch", "hello", "bulk", "pushstatus",
+           "put-query", "fallback")
 _OPS = ("create", "update", "delete")
 
 

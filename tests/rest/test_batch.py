@@ -92,16 +92,26 @@ def test_resent_batch_with_a_corrected_value_updates_only_that_row(server, db):
         assert list(values) == [1.0, 2.5, 3.0]
 
 
+def test_a_null_value_is_stored_as_null(server, db):
+    site = make_site(server)
+    reply = site.batch(readings_batch(site, [21.0, None]))
+    assert reply.status_code == 200 and counts(reply.json())["stored"] == 2, reply.text
+    with db.connect() as conn:
+        values = set(conn.execute(select(Reading.value).where(Reading.nodeId == site.node))
+                     .scalars())
+    assert values == {21.0, None}
+
+
 def test_batch_with_one_bad_row_rejects_only_that_row_and_says_why(server, db):
     site = make_site(server)
-    body = readings_batch(site, [21.0, 22.0, None, 23.0])
+    body = readings_batch(site, [21.0, 22.0, "x", 23.0])
     reply = site.batch(body)
     assert reply.status_code == 200
     assert counts(reply.json()) == {
         "stored": 3,
         "unchanged": 0,
-        "rejected": [{"kind": "reading", "index": 2, "count": 1, "code": "value_missing",
-                      "reason": "value is missing (null)"}],
+        "rejected": [{"kind": "reading", "index": 2, "count": 1, "code": "bad_value",
+                      "reason": "value 'x' is not a number"}],
     }
     assert _count(db, Reading.__table__, site.node) == 3
 
@@ -308,7 +318,7 @@ def test_a_small_body_of_a_million_rejected_rows_gets_a_reply_of_one_run(server,
 
 def test_rejections_that_need_more_than_ten_thousand_runs_refuse_the_batch_whole(server, db):
     site = make_site(server)
-    values = [1.0 if i % 2 else None for i in range(20_002)]  # 10,001 runs of one null
+    values = [1.0 if i % 2 else "x" for i in range(20_002)]  # 10,001 runs of one bad value
     reply = site.batch(readings_batch(site, values))
     assert reply.status_code == 422, reply.text
     assert "smaller batches" in reply.json()["error"]
