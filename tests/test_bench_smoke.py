@@ -60,8 +60,9 @@ def test_every_benchmark_scenario_runs_and_delivers_everything(mariadb: str, tmp
     assert set(f["memory"]) == {"1500", "3000"}
     assert f["fleet"]["1"]["all_delivered"] is True, f["fleet"]["1"]["errors"]
     assert f["encodings"]["Reading"]["rows"] == 1500
+    assert f["adoption"]["copied"] == f["adoption"]["readings"] == 1500
     text = report.read_text()
     for heading in ("# Benchmarks", "## Machine", "## Results", "1 Catch-up", "2 Wire",
-                    "3 Memory", "4 Idle", "5 Fleet"):
+                    "3 Memory", "4 Idle", "5 Fleet", "6 Adoption"):
         assert heading in text, heading
     assert not res.notes, res.notes
