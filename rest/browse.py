@@ -46,6 +46,31 @@ class ListQuery:
     descending: bool = False
     limit: int = 1000
     after: tuple[Any, int] | None = None  # (last sort value, last id)
+    offset: int | None = None  # a Range: items=a-b request (the original dialect)
+
+
+_VALUE_PREFIXES = tuple(f"{op}_" for op in _COMPARE)
+
+
+def _like_pattern(raw: str) -> str:
+    """An original-dialect wildcard (``*``) as a LIKE pattern, other characters literal."""
+    # "!" escapes: a backslash would need escaping again inside MySQL's string literal.
+    escaped = raw.replace("!", "!!").replace("%", "!%").replace("_", "!_")
+    return escaped.replace("*", "%")
+
+
+def parse_range(header: str | None, max_limit: int) -> tuple[int, int] | None:
+    """``Range: items=0-24`` → (offset 0, limit 25), at most ``max_limit`` rows; None when
+    absent or not an items range."""
+    if not header or not header.strip().startswith("items="):
+        return None
+    first, sep, last = header.strip()[6:].partition("-")
+    if not (sep and first.isascii() and first.isdigit() and last.isascii() and last.isdigit()):
+        raise bad_request(f"Range {header!r}: use items=FIRST-LAST, e.g. items=0-24")
+    start, end = int(first), int(last)
+    if end < start:
+        raise bad_request(f"Range {header!r}: LAST is before FIRST")
+    return start, min(end - start + 1, max_limit)
 
 
 def _valid_params(resource: Resource) -> list[str]:
@@ -89,6 +114,11 @@ def parse_list_query(
     cursor: str | None = None
     after: str | None = None
     for name, raw in params:
+        if name.startswith("sort(") and name.endswith(")") and not raw:
+            # The original dialect: sort(-id), sort(+name) (a '+' may arrive as a space).
+            name, raw = "_sort", name[5:-1].split(",")[0].strip().lstrip("+")
+        if name == "callback":
+            continue  # the original's JSONP parameter: ignored, as the original ignored it
         if name == "_sort":
             desc = raw.startswith("-")
             sort = raw[1:] if desc else raw
@@ -113,7 +143,14 @@ def parse_list_query(
         else:
             op, f = _split(resource, name)
             col = resource.column(f.name)
-            if op == "eq":
+            if op == "eq" and f.kind != "str" and raw[:3] in _VALUE_PREFIXES:
+                op, raw = raw[:2], raw[3:]  # the original dialect: col=le_3, col=gt_2012-05-20
+            if f.kind != "str" and raw == "None":
+                raw = "null"  # the original dialect's null
+            if op == "eq" and f.kind == "str" and "*" in raw:
+                if raw.strip("*"):  # col=* alone matches everything, as in the original
+                    q.where.append(col.like(_like_pattern(raw), escape="!"))
+            elif op == "eq":
                 equal.setdefault(f.name, []).append(raw)
             elif _is_null_literal(f, raw) and op == "ne":
                 q.where.append(col.is_not(None))
@@ -204,6 +241,8 @@ def build_select(
         conditions.append(keyset)
     if conditions:
         stmt = stmt.where(*conditions)
+    if q.offset is not None:
+        stmt = stmt.offset(q.offset)
     order: list[Any] = []
     idc = resource.id
     if q.sort != "id":

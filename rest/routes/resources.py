@@ -11,12 +11,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
+from sqlalchemy import func, select
 from starlette.responses import Response
 
 from rest.auth import AdminKey, OptionalKey, WriterKey
 from rest.authz import refuse_catalogue_write
 from rest.body import read_json
-from rest.browse import build_select, encode_cursor, parse_list_query
+from rest.browse import ListQuery, build_select, encode_cursor, parse_list_query, parse_range
 from rest.crud import create_row, delete_row, get_row, update_row
 from rest.errors import ApiError, not_found
 from rest.keys import Principal
@@ -47,19 +48,33 @@ def list_rows(
     q = parse_list_query(
         resource, request.query_params.multi_items(), settings.default_limit, settings.max_limit
     )
-    stmt = build_select(resource, q, visible(resource, principal))
+    scope = visible(resource, principal)
+    wanted = parse_range(request.headers.get("range"), settings.max_limit)
+    if wanted is not None:  # the original dialect's paging: Range: items=a-b
+        q.offset, q.limit = wanted
+    stmt = build_select(resource, q, scope)
     with state.engine.connect() as conn:
         rows = [with_table(resource, dict(r)) for r in conn.execute(stmt).mappings()]
+        if wanted is not None:
+            total = conn.execute(select(func.count()).select_from(
+                build_select(resource, ListQuery(where=q.where, limit=0), scope)
+                .limit(None).order_by(None).subquery())).scalar_one()
     headers = {}
     if len(rows) > q.limit:
         rows = rows[: q.limit]
-        last = rows[-1]
-        url = request.url.remove_query_params(["_after", "_cursor"])
-        if q.sort == "id":
-            url = url.include_query_params(_after=last["id"])
-        else:
-            url = url.include_query_params(_cursor=encode_cursor(q, last[q.sort], last["id"]))
-        headers["Link"] = f'<{url}>; rel="next"'
+        if wanted is None:
+            last = rows[-1]
+            url = request.url.remove_query_params(["_after", "_cursor"])
+            if q.sort == "id":
+                url = url.include_query_params(_after=last["id"])
+            else:
+                url = url.include_query_params(
+                    _cursor=encode_cursor(q, last[q.sort], last["id"]))
+            headers["Link"] = f'<{url}>; rel="next"'
+    if wanted is not None:
+        start = wanted[0]
+        end = start + len(rows) - 1 if rows else start
+        headers["Content-Range"] = f"items {start}-{end}/{total}"
     return JSONBytesResponse(rows, headers=headers)
 
 
