@@ -145,3 +145,23 @@ def test_another_sites_key_cannot_write_or_see_through_the_legacy_endpoints(serv
     assert moved.status_code >= 400
     assert _stored(db, nodes) == before
     assert requests.get(theirs + "pushstatus/", timeout=30).json() == []
+
+
+def test_pushstatus_lists_native_and_legacy_stations_of_the_site_with_clock_offsets(server, db):
+    site = unique("mixed-site")
+    key = create_key(server.db_url, site)
+    base = _resturl(server, site, key)
+    slow_clock = (datetime.utcnow() - timedelta(minutes=10)).isoformat()
+    native = requests.post(server.url + "sync/hello/", timeout=30,
+                           headers={"Authorization": f"Bearer {key}"},
+                           json={"host": "new-pi", "version": "cogent-sync test",
+                                 "clock": slow_clock + "Z", "backlog": 42})
+    assert native.status_code == 200, native.text
+    legacy = requests.post(base + "pushstatus/", timeout=30, data=json.dumps(
+        {"hostname": "old-pi", "localtime": datetime.utcnow().isoformat(), "version": "0.4"}))
+    assert legacy.status_code == 201, legacy.text
+    listed = {s["hostname"]: s for s in requests.get(base + "pushstatus/", timeout=30).json()}
+    assert set(listed) == {"new-pi", "old-pi"}
+    assert listed["new-pi"]["dialect"] == "native" and listed["new-pi"]["backlog"] == 42
+    assert -660 < listed["new-pi"]["clockOffset"] < -540  # ten minutes slow
+    assert listed["old-pi"]["dialect"] == "legacy" and listed["old-pi"]["version"] == "0.4"
