@@ -145,8 +145,9 @@ def parse_list_query(
             col = resource.column(f.name)
             if op == "eq" and f.kind != "str" and raw[:3] in _VALUE_PREFIXES:
                 op, raw = raw[:2], raw[3:]  # the original dialect: col=le_3, col=gt_2012-05-20
-            if f.kind != "str" and raw == "None":
-                raw = "null"  # the original dialect's null
+            if f.kind != "str" and raw == "None" and op == "eq":
+                q.where.append(col.is_(None))  # the original dialect's null, on any column
+                continue
             if op == "eq" and f.kind == "str" and "*" in raw:
                 if raw.strip("*"):  # col=* alone matches everything, as in the original
                     q.where.append(col.like(_like_pattern(raw), escape="!"))

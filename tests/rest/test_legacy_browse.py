@@ -60,3 +60,11 @@ def test_sort_and_range_page_as_the_original_did(deployments):
     assert reply.headers["Content-Range"] == "items 1-2/3"
     bad = http.get("deployment/", params=mine, headers={"Range": "items=5-1"})
     assert bad.status_code == 400
+
+
+def test_none_on_a_column_that_must_not_be_null_matches_nothing_instead_of_a_400(server):
+    """Regression, found by running the original client: it asks house/?deploymentId=None
+    for a house whose deployment it has not mapped, and reads the answer as a list."""
+    with client(server, create_key(server.db_url, None, "admin")) as http:
+        reply = http.get("house/", params={"address": unique("1 Road"), "deploymentId": "None"})
+    assert reply.status_code == 200 and reply.json() == []
