@@ -41,6 +41,7 @@ from rest.batch import apply_batch
 from rest.body import read_body, read_json
 from rest.crud import create_row, update_row
 from rest.errors import ApiError, bad_request, forbidden
+from rest.openapi import error_responses, json_body
 from rest.resources import RESOURCES, Resource, get_resource
 from rest.responses import JSONBytesResponse
 from rest.scope import visible
@@ -220,8 +221,23 @@ def parse_bulk(data: bytes, limit: int) -> Batch:
     return batch
 
 
+_ROW = {"type": "object", "properties": {"__table__": {"type": "string"}}}
+_BULK_BODY = {"requestBody": {"required": True, "content": {
+    "application/octet-stream": {"schema": {"type": "string", "format": "binary"},
+                                 "description": "zlib-compressed JSON list of rows"},
+    "application/json": {"schema": {"type": "array", "items": _ROW}}}}}
+
+
+def _replies(status: int, schema: dict[str, Any], *errors: int) -> dict[int | str, Any]:
+    return {status: {"description": "as the original answered",
+                     "content": {"application/json": {"schema": schema}}},
+            **error_responses(*errors)}
+
+
 @router.post("/rest/bulk/", summary="Readings and node states as the original client sends them",
-             status_code=201, response_class=JSONBytesResponse)
+             status_code=201, response_class=JSONBytesResponse, openapi_extra=_BULK_BODY,
+             responses=_replies(201, {"type": "array", "maxItems": 0},
+                                400, 401, 403, 413, 415, 503))
 async def post_bulk(request: Request, principal: WriterKey, state: State) -> Response:
     limit = state.settings.max_body
     data = await read_body(request, limit)
@@ -253,7 +269,10 @@ def last_reading_time(conn: Connection, principal: Any, address: str) -> datetim
 
 
 @router.get("/rest/lastsync/", summary="Time of a house's latest reading (original dialect)",
-            response_class=JSONBytesResponse)
+            response_class=JSONBytesResponse,
+            responses=_replies(200, {"type": ["string", "null"]}, 400, 401),
+            openapi_extra={"parameters": [{"name": "house", "in": "query",
+                                           "schema": {"type": "string"}}]})
 async def get_last_sync(request: Request, principal: OptionalKey, state: State) -> Response:
     if principal is None:
         raise ApiError(401, "lastSync/ needs a key: put it in the resturl "
@@ -275,7 +294,11 @@ async def get_last_sync(request: Request, principal: OptionalKey, state: State) 
 
 
 @router.post("/rest/pushstatus/", summary="A station's check-in (original dialect)",
-             status_code=201, response_class=JSONBytesResponse)
+             status_code=201, response_class=JSONBytesResponse,
+             openapi_extra=json_body({"type": "object", "properties": {
+                 "hostname": {"type": "string"}, "localtime": {"type": ["string", "null"]},
+                 "version": {"type": ["string", "null"]}}, "required": ["hostname"]}),
+             responses=_replies(201, _ROW, 400, 401, 403, 413, 415, 503))
 async def post_push_status(request: Request, principal: WriterKey, state: State) -> Response:
     body = legacy_body_any(await read_json(request, state.settings.max_body))
     if principal.site_id is None:
@@ -309,7 +332,8 @@ def legacy_body_any(body: Any) -> dict[str, Any]:
 
 
 @router.get("/rest/pushstatus/", summary="Every base station's last check-in",
-            response_class=JSONBytesResponse)
+            response_class=JSONBytesResponse,
+            responses=_replies(200, {"type": "array", "items": _ROW}, 401))
 async def get_push_status(principal: OptionalKey, state: State) -> Response:
     if principal is None:
         raise ApiError(401, "pushstatus/ needs a key", headers={"WWW-Authenticate": "Bearer"})
@@ -326,7 +350,9 @@ async def get_push_status(principal: OptionalKey, state: State) -> Response:
 
 
 @router.put("/rest/{type_name}/", summary="Update the row a query names, or create it "
-            "(original dialect: PUT node/?id=N)", response_class=JSONBytesResponse)
+            "(original dialect: PUT node/?id=N)", response_class=JSONBytesResponse,
+            status_code=201, openapi_extra=json_body(_ROW),
+            responses=_replies(201, _ROW, 400, 401, 403, 404, 409, 413, 415, 422, 503))
 async def put_query(type_name: str, request: Request, principal: WriterKey,
                     state: State) -> Response:
     resource = get_resource(type_name)

@@ -232,11 +232,16 @@ def row_schema(resource: Resource, *, for_input: bool = False) -> dict[str, Any]
     fields = dict(resource.fields)
     if for_input and resource.server_ids:
         fields.pop("id")
+    properties = {name: _field_schema(f, for_input) for name, f in fields.items()}
+    if not for_input:  # rows name their table, as Cogent-house's did
+        properties = {"__table__": {"type": "string", "const": resource.table.name},
+                      **properties}
     return {
         "title": resource.table.name,
         "type": "object",
-        "properties": {name: _field_schema(f, for_input) for name, f in fields.items()},
-        "required": [f.name for f in fields.values() if f.required] if for_input else list(fields),
+        "properties": properties,
+        "required": [f.name for f in fields.values() if f.required] if for_input
+        else ["__table__", *fields],
         "additionalProperties": False,
     }
 

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import re
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -133,7 +135,19 @@ def request_for(method: str, path: str, a) -> tuple[str, dict[str, Any]]:
         "nodestate": {"rssi": -1},
     }
     kw: dict[str, Any] = {}
-    if path == "/rest/sync/map/":
+    if path == "/rest/bulk/":  # the original dialect (issue 15)
+        rows = [{"__table__": "Reading", "time": when, "nodeId": a.node, "type": 0,
+                 "locationId": a.location, "value": 1.0}]
+        kw["content"] = zlib.compress(json.dumps(rows).encode())
+    elif path == "/rest/lastsync/":
+        kw["params"] = {"house": "anything"}
+    elif path == "/rest/pushstatus/" and method == "POST":
+        kw["json"] = {"hostname": unique("station")}
+    elif path == "/rest/{type_name}/":
+        url = "node/"
+        kw["params"] = {"id": a.node}
+        kw["json"] = change["node"]
+    elif path == "/rest/sync/map/":
         kw["json"] = map_body(unique("d"), unique("a"), unique("r"), next_node_id())
     elif path == "/rest/sync/batch/":
         kw["json"] = readings_batch(a, [5.0, 6.0], start=T0 + 10**12)
