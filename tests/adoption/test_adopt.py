@@ -115,8 +115,9 @@ def test_a_central_server_at_the_original_head_is_adopted_with_every_row(origina
     engine.dispose()
 
 
-def test_the_flat_branch_without_nodestate_ids_is_adopted(original):
-    url, engine = original("flat", "1a04848f8857")
+@pytest.mark.parametrize("revision", ["1a04848f8857", "b90c0470e9da"])  # flat head, merge
+def test_the_flat_branch_without_nodestate_ids_is_adopted(original, revision):
+    url, engine = original("flat", revision)
     upgrade(url)
     engine.dispose()
     with engine.connect() as conn:
