@@ -83,4 +83,8 @@ def _add_security_scheme(app: FastAPI) -> None:
 
 def create_app_from_env() -> FastAPI:
     """Factory for uvicorn worker processes (``--workers N``): settings come via the environment."""
-    return create_app(Settings.from_env())
+    from rest.protocol import HeaderDeadlineProtocol
+
+    settings = Settings.from_env()
+    HeaderDeadlineProtocol.header_timeout = settings.header_timeout  # this worker's connections
+    return create_app(settings)

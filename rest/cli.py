@@ -80,6 +80,22 @@ def build_parser() -> argparse.ArgumentParser:
         "answered 408 (default %(default)s)",
     )
     serve.add_argument(
+        "--header-timeout",
+        type=float,
+        default=20.0,
+        metavar="SECONDS",
+        help="how long a request's headers may take to arrive before the connection is closed "
+        "(default %(default)s)",
+    )
+    serve.add_argument(
+        "--shutdown-timeout",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="how long SIGTERM waits for requests in progress before stopping anyway "
+        "(default %(default)s)",
+    )
+    serve.add_argument(
         "--pool-timeout",
         type=float,
         default=10.0,
@@ -187,7 +203,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         raise ConfigError(f"--max-batches: {args.max_batches} is out of range; use 0..10000")
     for option, value in (("--statement-timeout", args.statement_timeout),
                           ("--pool-timeout", args.pool_timeout),
-                          ("--body-timeout", args.body_timeout)):
+                          ("--body-timeout", args.body_timeout),
+                          ("--header-timeout", args.header_timeout),
+                          ("--shutdown-timeout", args.shutdown_timeout)):
         if not 0.1 <= value <= 86_400:
             raise ConfigError(f"{option}: {value:g} is out of range; use 0.1..86400 seconds")
     serve(
@@ -202,6 +220,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             pool_timeout=args.pool_timeout,
             max_batches=args.max_batches,
             body_timeout=args.body_timeout,
+            header_timeout=args.header_timeout,
+            shutdown_timeout=args.shutdown_timeout,
         )
     )
     return 0

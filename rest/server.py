@@ -41,14 +41,21 @@ def check_schema(db_url: str) -> str:
 def serve(settings: Settings) -> None:
     import uvicorn
 
+    from rest.protocol import HeaderDeadlineProtocol
+
     check_schema(settings.db_url)
     log_config = uvicorn_log_config(settings.log_level)
+    HeaderDeadlineProtocol.header_timeout = settings.header_timeout
     common: dict[str, Any] = {
         "host": settings.host,
         "port": settings.port,
         "log_level": settings.log_level,
         "log_config": log_config,
         "proxy_headers": True,
+        "http": HeaderDeadlineProtocol,
+        # The first SIGTERM stops the server within this, even with requests still running
+        # (their transactions roll back; a pusher re-sends its batch).
+        "timeout_graceful_shutdown": settings.shutdown_timeout,
     }
     if settings.workers > 1:
         os.environ[SETTINGS_ENV] = settings.to_env()

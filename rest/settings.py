@@ -33,6 +33,10 @@ class Settings:
     max_batches: int = 0
     # Seconds a request's whole body may take to arrive (408 after).
     body_timeout: float = 60.0
+    # Seconds a request's headers may take to arrive (the connection is closed after).
+    header_timeout: float = 20.0
+    # Seconds a SIGTERM waits for requests in progress before the server stops anyway.
+    shutdown_timeout: float = 10.0
 
     def batch_limit(self) -> int:
         if self.max_batches:
