@@ -63,6 +63,8 @@ class Config:
     pushlimit: int = 5000
     synctime: float = 60.0
     jitter: float = 0.2
+    # Seconds this station's clock may differ from a server's before status and the log warn.
+    clock_warning: float = 120.0
     backoff_min: float = 5.0
     backoff_max: float = 900.0
     logfile: str | None = None
@@ -88,6 +90,7 @@ GENERAL_KEYS = {
     "pushlimit",
     "synctime",
     "jitter",
+    "clock_warning",
     "backoff_min",
     "backoff_max",
     "logfile",
@@ -195,6 +198,7 @@ def parse_config(text: str, *, base_dir: Path | None = None, path: Path | None =
         pushlimit=get("pushlimit", _integer("general", 1, 1_000_000), 5000),
         synctime=synctime,
         jitter=get("jitter", _number("general", 0, 1), 0.2),
+        clock_warning=get("clock_warning", _duration("general", 1, 86_400), 120.0),
         backoff_min=backoff_min,
         backoff_max=backoff_max,
         logfile=str(_resolve_path(logfile_raw, base)) if logfile_raw else None,

@@ -19,6 +19,8 @@ import gzip
 import logging
 import threading
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -75,6 +77,8 @@ class RemoteClient:
             self.session.headers["Authorization"] = f"Bearer {remote.apikey}"
         self.session.verify = remote.verify_tls
         self.traffic = Traffic()
+        # This station's clock minus the server's, from the last reply's Date header (±1 s).
+        self.clock_offset: float | None = None
         self.batch_format = 2  # falls back to 1 once if the server does not take format 2
 
     def close(self) -> None:
@@ -172,6 +176,7 @@ class RemoteClient:
             self.session, self.remote, method, url, data=data, headers=headers, params=params)
         self.traffic.add(request_wire_size(reply.response, data),
                          response_wire_size(reply.response, reply.content))
+        self._note_clock(reply.headers.get("Date"))
         status = reply.status
         if 200 <= status < 300:
             try:
@@ -190,6 +195,20 @@ class RemoteClient:
                 status,
             )
         raise RemoteRejected(f"{where}: {status} {message}", status)
+
+
+    def _note_clock(self, date: str | None) -> None:
+        if not date:
+            return
+        try:
+            server = parsedate_to_datetime(date)
+        except (TypeError, ValueError):
+            return
+        if server.tzinfo is None:
+            return
+        now = datetime.now(UTC)
+        # The Date header has whole seconds: half a second is the best estimate of the rest.
+        self.clock_offset = (now - server).total_seconds() - 0.5
 
 
 MAX_RETRY_AFTER = 24 * 3600.0

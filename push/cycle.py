@@ -33,6 +33,7 @@ from models.protocol.ack import RejectedRun
 from models.sequence import stamp_pending
 from push.backoff import retry
 from push.client import RemoteClient
+from push.clock import describe_offset, skewed
 from push.ledger import LocalStore, SetAside, utcnow
 from push.metadata import MetadataMapper
 from push.streams import STREAMS, Encoded, Reader, Stream, encode
@@ -160,6 +161,11 @@ class RemoteSync:
         try:
             with local_database_errors(self.engine):
                 revision = self.check_schema()
+                offset = self.client.clock_offset
+                if skewed(offset, self.config.clock_warning):
+                    log.warning("%s: this station's clock is %s", self.remote.name,
+                                describe_offset(offset, self.config.clock_warning,
+                                                self.remote.name))
                 state = self.store.remote_state(self.remote.name)
                 mapper = MetadataMapper(self.engine, self.store, self.client)
                 mapper.sync_active(state.lastMetadataSync if state else None)

@@ -20,6 +20,7 @@ from base.errors import AuthError, CogentError
 from base.migrate import current_revision, head_revision, schema_advice
 from models import Node, NodeState, Reading
 from push.client import RemoteClient
+from push.clock import describe_offset, skewed
 from push.ledger import LocalStore, utcnow
 from push.outcome import Exit, for_failure, worst
 from push.setaside import Reason, set_aside_reasons
@@ -113,6 +114,8 @@ class RemoteStatus:
     houses_error: str | None = None
     houses_failure: type[BaseException] | None = None
     config_path: str | None = None
+    clock_offset: float | None = None  # this station minus the remote, seconds
+    clock_warning: float = 120.0
 
     @property
     def behind(self) -> bool:
@@ -155,6 +158,8 @@ class RemoteStatus:
                 "problem": self.schema_problem,
             },
             "backlog": dict(self.backlog),
+            "clock_offset": self.clock_offset,
+            "clock_skewed": skewed(self.clock_offset, self.clock_warning),
             "last_success": _iso(self.last_success),
             "last_error": self.last_error,
             "last_error_at": _iso(self.last_error_at),
@@ -195,6 +200,7 @@ def remote_status(
     store = LocalStore(engine)
     st = RemoteStatus(remote.name, remote.resturl, remote.enabled)
     st.config_path = str(config.path) if config.path else None
+    st.clock_warning = config.clock_warning
     st.local_schema = current_revision(engine)
     if not remote.enabled:
         return st  # never contacted, and no backlog: nothing is owed to it
@@ -221,6 +227,7 @@ def _probe(st: RemoteStatus, remote: RemoteConfig, engine: Engine) -> None:
         try:
             version = client.version()
             st.reachable = True
+            st.clock_offset = client.clock_offset
             check_key(client)
             st.key_accepted = True
         except CogentError as exc:
@@ -283,6 +290,8 @@ def format_status(st: RemoteStatus) -> str:
         lines.append(f"  reachable: yes, but: {st.reach_error}")
     else:
         lines.append("  reachable: yes; key accepted")
+    if st.contacted and st.reachable:
+        lines.append(f"  clock: {describe_offset(st.clock_offset, st.clock_warning, st.name)}")
     if st.schema_problem:
         lines.append(f"  schema: MISMATCH - {st.schema_problem}")
     elif st.remote_schema is not None:

@@ -36,6 +36,7 @@ from models.protocol.encode import (
     value_column,
 )
 from models.sql import to_micros
+from push.clock import BEFORE_2000, EARLIEST_US
 from push.ledger import LocalStore, SetAside
 
 if TYPE_CHECKING:  # push.metadata needs push.client, which needs this module
@@ -275,6 +276,9 @@ def _prepare_readings(rows: Sequence[Row[Any]]) -> Prepared:
         us = times_us.get(t)
         if us is None:
             us = times_us[t] = to_micros(t)
+        if us < EARLIEST_US:
+            prepared.aside.append((r, BEFORE_2000))
+            continue
         members = grouped.get(key)
         if members is None:
             members = grouped[key] = []
@@ -355,7 +359,11 @@ def _prepare_node_states(rows: Sequence[Row[Any]]) -> Prepared:
         members = series.get(local)
         if members is None:
             members = series[local] = []
-        members.append((to_micros(r[i_time]), r[i_seq], r))
+        us = to_micros(r[i_time])
+        if us < EARLIEST_US:
+            prepared.aside.append((r, BEFORE_2000))
+            continue
+        members.append((us, r[i_seq], r))
     for members in series.values():
         members.sort(key=operator.itemgetter(0, 1))
     return prepared
@@ -364,7 +372,10 @@ def _prepare_node_states(rows: Sequence[Row[Any]]) -> Prepared:
 def _finish_node_states(prepared: Prepared, mapper: MetadataMapper) -> Encoded:
     payload = BatchPayload()
     out = Encoded(payload)
+    out.set_aside = [_aside(NODE_STATES, r, why) for r, why in prepared.aside]
     for local, members in prepared.states.items():
+        if not members:
+            continue  # every row of it was set aside
         node = mapper.remote_id("node", local)
         if node is None:
             why = mapper.reason_unmapped("node", local)
