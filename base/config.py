@@ -65,6 +65,8 @@ class Config:
     jitter: float = 0.2
     # Seconds this station's clock may differ from a server's before status and the log warn.
     clock_warning: float = 120.0
+    # The node exporter textfile rewritten after every cycle (None: not written).
+    metrics_file: str | None = None
     backoff_min: float = 5.0
     backoff_max: float = 900.0
     logfile: str | None = None
@@ -94,6 +96,7 @@ GENERAL_KEYS = {
     "backoff_min",
     "backoff_max",
     "logfile",
+    "metrics_file",
     "loglevel",
     "pidfile",
     "lockfile",
@@ -203,11 +206,21 @@ def parse_config(text: str, *, base_dir: Path | None = None, path: Path | None =
         backoff_max=backoff_max,
         logfile=str(_resolve_path(logfile_raw, base)) if logfile_raw else None,
         loglevel=get("loglevel", _choice("general", LOG_LEVELS, upper=True), "INFO"),
+        metrics_file=_metrics_file(general.get("metrics_file", "").strip(), base),
         pidfile=str(_resolve_path(general.get("pidfile", "var/restpusher.pid"), base)),
         lockfile=str(_resolve_path(general.get("lockfile", "var/restpusher.lock"), base)),
         remotes=_parse_remotes(parser),
     )
     return config
+
+
+def _metrics_file(raw: str, base: Path) -> str | None:
+    if not raw:
+        return None
+    if not raw.endswith(".prom"):
+        raise ConfigError(f"= {raw!r}: the node exporter reads only files ending in .prom",
+                          section="general", key="metrics_file")
+    return str(_resolve_path(raw, base))
 
 
 def _parse_remotes(parser: configparser.ConfigParser) -> tuple[RemoteConfig, ...]:

@@ -26,6 +26,7 @@ from base.db import make_engine
 from base.errors import CogentError, PermanentError
 from push.backoff import backoff_delay
 from push.cycle import RemoteReport, RemoteSync
+from push.metricsfile import MetricsFile
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,8 @@ class Pusher:
         self.engine = make_engine(config.localurl)
         self.syncs = {r.name: RemoteSync(config, r, self.engine, self.stop)
                       for r in config.enabled_remotes}  # fmt: skip
+        self.metrics = MetricsFile(config.metrics_file, self.engine) if config.metrics_file \
+            else None
 
     def close(self) -> None:
         for s in self.syncs.values():
@@ -57,6 +60,16 @@ class Pusher:
         self.engine.dispose()
 
     def run_remote(self, name: str) -> RemoteReport:
+        report = self._run_remote(name)
+        if self.metrics is not None:
+            try:
+                self.metrics.record(name, report.ok, report.sent,
+                                    self.syncs[name].client.clock_offset)
+            except Exception as exc:  # figures must never stop the pushing
+                log.warning("%s: could not write %s: %s", name, self.metrics.path, exc)
+        return report
+
+    def _run_remote(self, name: str) -> RemoteReport:
         try:
             report = self.syncs[name].run()
         except CogentError as exc:

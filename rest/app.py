@@ -10,7 +10,7 @@ from fastapi import Depends, FastAPI
 from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.openapi.utils import get_openapi
 
-from rest import APPLICATION, __version__, legacy
+from rest import APPLICATION, __version__, legacy, metrics
 from rest.auth import refuse_keys_in_query
 from rest.errors import install_error_handlers
 from rest.pages import install_offline_docs
@@ -49,8 +49,10 @@ def create_app(settings: Settings) -> FastAPI:
     # Pages of readings compress ~10x; base stations on 3G links ask for gzip.
     app.add_middleware(GZipMiddleware, minimum_size=2048, compresslevel=5)
     app.add_middleware(legacy.TypeNameCase)
+    app.add_middleware(metrics.CountRequests)
     install_error_handlers(app)
     app.include_router(version.router)
+    app.include_router(metrics.router)
     app.include_router(push.router)
     app.include_router(hello.router)
     app.include_router(summary.router)

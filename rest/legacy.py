@@ -19,6 +19,7 @@ Type names are matched whatever their case (:class:`TypeNameCase`).
 from __future__ import annotations
 
 import logging
+import time
 import zlib
 from collections import defaultdict
 from datetime import datetime
@@ -243,9 +244,12 @@ async def post_bulk(request: Request, principal: WriterKey, state: State) -> Res
     data = await read_body(request, limit)
     batch = await run_in_threadpool(parse_bulk, data, limit)
     with state.admission.batch():
+        started = time.monotonic()
         result = await run_in_threadpool(
             run_write, state.engine, lambda conn: apply_batch(conn, principal, batch))
     rejected = sum(r.count for r in result.rejected)
+    state.metrics.batch("cogent-house", result.stored, result.unchanged, rejected,
+                        time.monotonic() - started)
     if rejected:
         log.warning("bulk/ from key %s (%s): %d row(s) rejected, first: %s", principal.key_id,
                     principal.site_name, rejected, result.rejected[0].reason)

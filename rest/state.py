@@ -12,6 +12,7 @@ from sqlalchemy import Engine, event
 
 from base.db import make_engine
 from rest.admission import Admission
+from rest.counters import Metrics
 from rest.settings import Settings
 
 
@@ -39,6 +40,7 @@ class AppState:
     engine: Engine
     touch: TouchThrottle
     admission: Admission
+    metrics: Metrics
 
 
 def limit_statement_time(engine: Engine, seconds: float) -> None:
@@ -71,7 +73,7 @@ def build_state(settings: Settings) -> AppState:
     engine = make_engine(settings.db_url, **kwargs)
     limit_statement_time(engine, settings.statement_timeout)
     return AppState(settings, engine, TouchThrottle(settings.touch_interval),
-                    Admission(settings.batch_limit()))
+                    Admission(settings.batch_limit()), Metrics(engine))
 
 
 def get_state(request: Request) -> AppState:

@@ -146,3 +146,12 @@ def test_without_c_the_original_install_location_is_searched_after_the_current_f
     assert [r.name for r in config.enabled_remotes] == ["cogentee"]
     (work / "synchronise.conf").write_text("[general]\nlocalurl = sqlite:///here.db\n")
     assert load_config().path == Path("synchronise.conf")  # the current folder comes first
+
+
+def test_a_metrics_file_the_node_exporter_would_not_read_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match=r"\[general\] metrics_file: .*\.prom"):
+        parse_config("[general]\nlocalurl = sqlite:///x.db\nmetrics_file = cogent.txt\n",
+                     base_dir=tmp_path)
+    config = parse_config("[general]\nlocalurl = sqlite:///x.db\nmetrics_file = var/cogent.prom\n",
+                          base_dir=tmp_path)
+    assert config.metrics_file == str(tmp_path / "var" / "cogent.prom")

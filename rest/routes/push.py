@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -65,6 +66,7 @@ async def post_batch(request: Request, principal: WriterKey, state: State) -> Re
     )
     batch = await run_in_threadpool(parse_batch, body)
     with state.admission.batch():  # 429 at once when too many are being applied
+        started = time.monotonic()
         try:
             ack = await run_in_threadpool(
                 run_write, state.engine, lambda conn: apply_batch(conn, principal, batch).ack(
@@ -72,12 +74,14 @@ async def post_batch(request: Request, principal: WriterKey, state: State) -> Re
             )
         except TooManyRuns as exc:  # nothing was stored: the transaction rolled back
             raise ApiError(422, str(exc)) from None
+    rejected = sum(r.count for r in ack.rejected)
+    state.metrics.batch("native", ack.stored, ack.unchanged, rejected, time.monotonic() - started)
     log.info(
         "batch from key %s (%s): stored %d, unchanged %d, rejected %d",
         principal.key_id,
         principal.site_name,
         ack.stored,
         ack.unchanged,
-        sum(r.count for r in ack.rejected),
+        rejected,
     )
     return JSONBytesResponse(ack.as_json())
