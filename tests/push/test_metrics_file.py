@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.pushkit import insert_unchecked, push_once, seed_cogent_house, write_config
 from tests.pushkit import T0 as START
+from tests.pushkit import insert_unchecked, push_once, seed_cogent_house, write_config
 
 
 def _samples(path) -> dict[tuple[str, tuple], float]:
