@@ -1,6 +1,6 @@
 """The one schema both sides share (base station and central server)."""
 
-from models.access import ROLES, ApiKey, Site
+from models.access import ROLES, ApiKey, Site, UserAccount
 from models.base import Base
 from models.catalogue import NodeType, RoomType, SensorType
 from models.deployment import Deployment, House, Location, Room
@@ -48,4 +48,5 @@ __all__ = [
     "SyncRejected",
     "SyncRemote",
     "SyncSequence",
+    "UserAccount",
 ]

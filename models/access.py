@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Integer, String, Text
+from sqlalchemy import Boolean, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, UTCDateTime, key_text
@@ -40,3 +40,21 @@ class ApiKey(Base):
     created: Mapped[datetime] = mapped_column(UTCDateTime)
     revoked: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     lastUsed: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+
+class UserAccount(Base):
+    """A person or a base station that logs in with a password to obtain a key
+    (``RestPusher.py login``). Only an Argon2 hash of the password is kept."""
+
+    __tablename__ = "UserAccount"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(key_text(64), unique=True)
+    passwordHash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(16))
+    siteId: Mapped[int | None] = mapped_column(ForeignKey("Site.id"), default=None, index=True)
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    failedLogins: Mapped[int] = mapped_column(Integer, default=0)
+    lockedUntil: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    created: Mapped[datetime] = mapped_column(UTCDateTime)
+    lastLogin: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)

@@ -22,6 +22,7 @@ from base.logs import configure_logging
 from base.memory import limit_malloc_arenas
 from push.commands import (
     cmd_download,
+    cmd_login,
     cmd_migrate,
     cmd_once,
     cmd_retry,
@@ -164,6 +165,17 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="afterwards keep the server, a live simulation and the pusher running until Ctrl-C",
     )
+    login = sub.add_parser(
+        "login",
+        help="log in with this station's account and store the key it receives",
+        description="Ask the remote for a key with this base station's account name and "
+        "password, and write the key into this configuration file ([REMOTE] apikey; the file "
+        "becomes readable by its owner only). The password is never stored.",
+    )
+    login.add_argument("--remote", help="which remote (default: the one enabled)")
+    login.add_argument("--user", help="the account name (asked when not given)")
+    login.add_argument("--password-stdin", action="store_true",
+                       help="read the password from standard input (for scripts)")
     sub.add_parser(
         "migrate",
         help="bring the local database schema to the latest revision",
@@ -204,6 +216,7 @@ COMMANDS: dict[str, Callable[[Config, argparse.Namespace], int]] = {
     "once": cmd_once,
     "status": cmd_status,
     "migrate": cmd_migrate,
+    "login": cmd_login,
     "start": cmd_start,
     "stop": cmd_stop,
 }

@@ -88,6 +88,29 @@ class RemoteClient:
     def version(self) -> dict[str, Any]:
         return self._json("GET", "version/")
 
+    def login(self, name: str, password: str) -> tuple[str, str]:
+        """(site, key) for a base station's account (``POST login/``); AuthError with the
+        server's words when refused."""
+        url = self.base + "login/"
+        self.session.headers.pop("Authorization", None)  # a password, not the old key
+        headers = {"Content-Type": "application/json"}
+        reply = transport.request(self.session, self.remote, "POST", url, headers=headers,
+                                  data=orjson.dumps({"name": name, "password": password}))
+        message = _error_message(reply.content) or f"status {reply.status}"
+        if reply.status == 201:
+            try:
+                doc = orjson.loads(reply.content)
+                return str(doc["site"]), str(doc["key"])
+            except (orjson.JSONDecodeError, KeyError, TypeError):
+                raise BadReply(f"{self.remote.name}: the login reply is not cogent-sync's; "
+                               f"check resturl") from None
+        if reply.status in (401, 403, 429):
+            raise AuthError(f"{self.remote.name}: login refused: {message}", reply.status)
+        if reply.status in (404, 405):
+            raise RemoteRejected(f"{self.remote.name}: this server has no login (an older "
+                                 f"cogent-sync?); ask its operator for a key", reply.status)
+        raise RemoteUnavailable(f"{self.remote.name}: login failed: {message}")
+
     def hello(self, checkin: dict[str, Any]) -> dict[str, Any] | None:
         """The authenticated check-in (``POST sync/hello/``): who the key is, the server's
         schema and clock. None from a server too old to have it (404/405)."""

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import getpass
 import json
 import logging
+import os
 import sys
 import threading
+from pathlib import Path
 
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import DBAPIError
@@ -232,6 +235,53 @@ def cmd_migrate(config: Config, args: argparse.Namespace) -> int:
         adoption.propagate = True
     print(f"local database is at the latest schema revision ({head_revision()})")
     return EXIT_OK
+
+
+def cmd_login(config: Config, args: argparse.Namespace) -> int:
+    """Log in with a base station's account; write the key it receives into the config."""
+    remote = _pick_remote(config, args.remote)
+    if config.path is None:
+        raise ConfigError("login writes the key into synchronise.conf: pass -c FILE")
+    name = args.user or input(f"account name on {remote.name}: ").strip()
+    password = (sys.stdin.readline().rstrip("\n") if args.password_stdin
+                else getpass.getpass(f"password for {name!r} on {remote.name}: "))
+    client = RemoteClient(remote)
+    try:
+        site, key = client.login(name, password)
+    finally:
+        client.close()
+        del password
+    write_key(Path(config.path), remote.name, key)
+    print(f"logged in to {remote.name} as {name!r}: a new key for site {site!r} is in "
+          f"{config.path} ([{remote.name}] apikey; the file is now readable by its owner only). "
+          f"The password was not stored.")
+    return EXIT_OK
+
+
+def write_key(path: Path, remote: str, key: str) -> None:
+    """Set ``apikey`` in the ``[remote]`` section of the configuration file, keeping every
+    other line and comment; the file becomes mode 0600 (it holds a key)."""
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    start = next((i for i, line in enumerate(lines)
+                  if line.strip() == f"[{remote}]"), None)
+    if start is None:
+        lines += ["\n" if lines and not lines[-1].endswith("\n") else "", f"[{remote}]\n",
+                  f"apikey = {key}\n"]
+    else:
+        end = next((i for i in range(start + 1, len(lines))
+                    if lines[i].lstrip().startswith("[")), len(lines))
+        at = next((i for i in range(start + 1, end)
+                   if lines[i].split("=", 1)[0].strip() == "apikey"), None)
+        if at is None:
+            lines.insert(start + 1, f"apikey = {key}\n")
+        else:
+            lines[at] = f"apikey = {key}\n"
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write("".join(lines))
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
 
 
 def _pick_remote(config: Config, name: str | None) -> RemoteConfig:

@@ -15,7 +15,7 @@ from rest.auth import refuse_keys_in_query
 from rest.errors import install_error_handlers
 from rest.pages import install_offline_docs
 from rest.responses import JSONBytesResponse
-from rest.routes import hello, push, resources, summary, version
+from rest.routes import hello, login, push, resources, summary, version
 from rest.settings import Settings
 from rest.state import build_state
 
@@ -55,6 +55,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(metrics.router)
     app.include_router(push.router)
     app.include_router(hello.router)
+    app.include_router(login.router)
     app.include_router(summary.router)
     app.include_router(resources.build_router())
     app.include_router(legacy.router)  # after the native routes, before the catch-all

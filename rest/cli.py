@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import os
 import sys
 from collections.abc import Callable
@@ -146,6 +147,35 @@ def build_parser() -> argparse.ArgumentParser:
     _db_option(revoke)
     revoke.add_argument("id", type=int, help="the key's id, from 'keys list'")
 
+    users = sub.add_parser(
+        "users",
+        help="accounts that log in for a key",
+        description="Accounts: a base station logs in with its account ('RestPusher.py login') "
+        "and receives its site's key. Passwords are kept as Argon2 hashes.",
+        epilog=EPILOG,
+    )
+    usub = users.add_subparsers(dest="users_command", metavar="ACTION", required=True)
+    ucreate = usub.add_parser("create", help="create an account (asks for its password)",
+                              description="Create an account; the password is asked twice "
+                              "(or read from standard input with --password-stdin).",
+                              epilog=EPILOG)
+    _db_option(ucreate)
+    ucreate.add_argument("--name", required=True, help="the account's name")
+    ucreate.add_argument("--site", help="the base station's site (created if new)")
+    ucreate.add_argument("--role", default=ROLE_SITE, choices=ROLES,
+                         help="site accounts get keys by logging in (default site)")
+    ucreate.add_argument("--password-stdin", action="store_true",
+                         help="read the password from standard input (for scripts)")
+    ulist = usub.add_parser("list", help="list accounts", description="List accounts.",
+                            epilog=EPILOG)
+    _db_option(ulist)
+    udisable = usub.add_parser("disable", help="disable an account",
+                               description="Disable an account: it can no longer log in. Keys "
+                               "it obtained keep working until revoked ('keys revoke').",
+                               epilog=EPILOG)
+    _db_option(udisable)
+    udisable.add_argument("name", help="the account's name")
+
     houses = sub.add_parser(
         "houses",
         help="list houses and assign them to sites",
@@ -265,6 +295,49 @@ def _cmd_keys(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    first = getpass.getpass("password: ")
+    if getpass.getpass("again: ") != first:
+        raise KeyProblem("the two passwords differ; nothing was created")
+    return first
+
+
+def _cmd_users(args: argparse.Namespace) -> int:
+    from rest.accounts import create_account, disable_account, list_accounts
+
+    url = _db_url(args)
+    if args.users_command == "create":
+        password = _read_password(args.password_stdin)
+
+        def create(session: Session) -> None:
+            create_account(session, args.name, password, args.role, args.site)
+            where = f"site {args.site!r}" if args.site else "no site"
+            print(f"created {args.role} account {args.name!r} for {where}")
+
+        _with_session(url, create)
+    elif args.users_command == "list":
+
+        def show(session: Session) -> None:
+            print(f"{'name':24}  {'role':8}  {'site':20}  {'last login':16}  state")
+            for a in list_accounts(session):
+                state = "disabled" if a.disabled else (
+                    f"locked until {_when(a.locked_until)}" if a.locked_until else "active")
+                print(f"{a.name:24}  {a.role:8}  {(a.site or '-'):20}  "
+                      f"{_when(a.last_login)}  {state}")
+
+        _with_session(url, show)
+    else:
+
+        def disable(session: Session) -> None:
+            disable_account(session, args.name)
+            print(f"account {args.name!r} is disabled")
+
+        _with_session(url, disable)
+    return 0
+
+
 def _cmd_houses(args: argparse.Namespace) -> int:
     from rest.houses import assign_houses, list_houses
 
@@ -301,6 +374,8 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_serve(args)
         if args.command == "houses":
             return _cmd_houses(args)
+        if args.command == "users":
+            return _cmd_users(args)
         return _cmd_keys(args)
     except (CogentError, KeyProblem) as exc:
         print(f"error: {exc}", file=sys.stderr)

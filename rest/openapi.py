@@ -27,6 +27,7 @@ _STATUS_TEXT = {
     413: "Body larger than the server's limit (before or after decompression)",
     415: "Unsupported Content-Encoding",
     422: "A value does not fit its column",
+    429: "Too many attempts, or the server is busy: retry after Retry-After seconds",
     503: "Database unavailable; retry later",
 }
 

@@ -204,6 +204,8 @@ def operation(method: str, path: str) -> tuple[str, str]:
         return "batch", "sync"
     if (method, path) == ("POST", "/rest/sync/hello/"):  # the keyed check-in (issue 11)
         return "hello", "sync"
+    if (method, path) == ("POST", "/rest/login/"):  # an account's password, not a key
+        return "login", "public"
     if (method, path) == ("POST", "/rest/bulk/"):  # the original client's dialect (issue 15)
         return "bulk", "legacy"
     if (method, path) == ("POST", "/rest/pushstatus/"):
@@ -233,6 +235,8 @@ def expected(op: str, kind: str) -> dict[str, int | set[int]]:
         return refused | {"readonly": {200, 403}, "own": 200, "other": 200, "admin": 200}
     if op in ("map", "batch"):  # 200 for every writer: refused rows are listed in the reply
         return refused | {"own": 200, "other": 200, "admin": 200}
+    if op == "login":  # whatever key is sent, an unknown account gets nothing
+        return dict.fromkeys(WRITE_KEYS, 401)
     if op == "bulk":  # 201 as the original answered; refused rows are counted in headers
         return refused | {"own": 201, "other": 201, "admin": 201}
     if op == "pushstatus":  # a station records itself; an admin key is no station
@@ -346,6 +350,9 @@ class Requests:
             )
         if op == "hello":
             return lambda h: h.post("sync/hello/", json={"host": "matrix-station"})
+        if op == "login":
+            return lambda h: h.post("login/", json={"name": "matrix-nobody",
+                                                    "password": "not a password"})
         if op == "bulk":
             rows = [{"__table__": "Reading", "nodeId": a.node, "type": 0,
                      "locationId": a.location, "value": 7.0,
@@ -374,13 +381,14 @@ _REQUEST = {
     "map": "`POST /rest/sync/map/`",
     "batch": "`POST /rest/sync/batch/`",
     "hello": "`POST /rest/sync/hello/`",
+    "login": "`POST /rest/login/` (an account that does not exist)",
     "bulk": "`POST /rest/bulk/` (original dialect)",
     "pushstatus": "`POST /rest/pushstatus/` (original dialect)",
     "put-query": "`PUT /rest/<type>/?id=N` (original dialect)",
     "fallback": "`POST`, `PUT`, `PATCH`, `DELETE` on `/rest/<unknown type>/`",
 }
 _WHAT = {"map": "metadata", "batch": "readings, node states", "hello": "check-in",
-         "bulk": "readings, node states", "pushstatus": "check-in",
+         "login": "a new key", "bulk": "readings, node states", "pushstatus": "check-in",
          "put-query": "any type (node in the matrix)", "fallback": "-"}  # fmt: skip
 
 
@@ -393,8 +401,8 @@ def table_row(op: str, kind: str) -> tuple[str, str]:
     return _WHAT[op], _REQUEST[op]
 
 
-_GROUPS = ("catalogue", "shared", "owned", "map", "batch", "hello", "bulk", "pushstatus",
-           "put-query", "fallback")
+_GROUPS = ("catalogue", "shared", "owned", "map", "batch", "hello", "login", "bulk",
+           "pushstatus", "put-query", "fallback")
 _OPS = ("create", "update", "delete")
 
 
