@@ -6,12 +6,13 @@ from collections.abc import Callable, Iterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
-from sqlalchemy import Select
+from sqlalchemy import Connection, Select
 from starlette.responses import Response, StreamingResponse
 
 from models import NodeState, Reading
 from models.summary import iter_summary, nodestate_summary, reading_summary
 from rest.auth import AnyKey
+from rest.cancel import query_while_connected
 from rest.errors import bad_request
 from rest.keys import Principal
 from rest.openapi import error_responses
@@ -52,15 +53,14 @@ def _params(request: Request, extra_ints: dict[str, str]) -> dict[str, Any]:
 _CHUNK = 64 * 1024
 
 
-def _respond(state: AppState, stmt: Select[Any]) -> Response:
-    # The query runs before the reply starts, so a failing database still gets a proper error.
-    conn = state.engine.connect()
-    try:
+async def _respond(request: Request, state: AppState, stmt: Select[Any]) -> Response:
+    # The query runs before the reply starts, so a failing database still gets a proper error;
+    # a client that leaves meanwhile has its query cancelled (rest/cancel.py).
+    def first_row(conn: Connection) -> tuple[Iterator[dict[str, Any]], dict[str, Any] | None]:
         rows = iter_summary(conn, stmt)
-        first = next(rows, None)
-    except BaseException:
-        conn.close()
-        raise
+        return rows, next(rows, None)
+
+    conn, (rows, first) = await query_while_connected(request, state.engine, first_row)
 
     def body() -> Iterator[bytes]:
         try:
@@ -106,11 +106,11 @@ def _summary_route(
             **error_responses(400, 401),
         },
     )
-    def summary(request: Request, principal: AnyKey, state: State) -> Response:
+    async def summary(request: Request, principal: AnyKey, state: State) -> Response:
         stmt = build(**_params(request, extra_ints))
         if principal.is_site:
             stmt = stmt.where(scope(principal))
-        return _respond(state, stmt)
+        return await _respond(request, state, stmt)
 
 
 _summary_route(
