@@ -23,10 +23,12 @@ def _waiting_summaries(engine, backend: str) -> int:
         if backend == "mysql":
             return int(conn.execute(text(
                 "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE DB = DATABASE() "
-                "AND INFO LIKE '%GROUP BY%' AND COMMAND = 'Query' AND ID <> CONNECTION_ID()")).scalar_one())
+                "AND INFO LIKE '%GROUP BY%' AND COMMAND = 'Query' "
+                "AND ID <> CONNECTION_ID()")).scalar_one())
         return int(conn.execute(text(
             "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() "
-            "AND state = 'active' AND query LIKE '%GROUP BY%' AND pid <> pg_backend_pid()")).scalar_one())
+            "AND state = 'active' AND query LIKE '%GROUP BY%' "
+            "AND pid <> pg_backend_pid()")).scalar_one())
 
 
 @pytest.mark.parametrize("backend", ["mysql", "postgresql"])
