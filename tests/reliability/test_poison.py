@@ -97,7 +97,7 @@ def poison_kinds(backend: str, location: int) -> list[tuple[str, str, dict, str]
         ("future (3 days)", "Reading", {**base, "time": future}, "more than a day in the future"),
         ("before 1970", "Reading", {**base, "time": datetime(1969, 7, 20, 20, 17)},
          "before 2000"),  # the pusher sets aside anything before 2000 (a clock never set)
-        ("before 2000", "Reading", {**base, "time": datetime(1999, 12, 31, 23, 59)},
+        ("before 2000", "Reading", {**base, "time": datetime(1999, 6, 1, 12, 0)},
          "before 2000"),
         ("node state, unknown node", "NodeState", {"nodeId": 999, "seq_num": 1}, "999"),
         ("node state, far future", "NodeState", {"nodeId": 101, "seq_num": 2,
