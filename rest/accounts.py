@@ -83,9 +83,9 @@ def disable_account(session: Session, name: str) -> None:
     account.disabled = True
 
 
-def login_for_key(session: Session, name: str, password: str) -> tuple[str, str]:
-    """A new site key for the account's site, as (site name, key); the caller commits, also
-    when this raises (a failed attempt is counted)."""
+def check_password(session: Session, name: str, password: str) -> UserAccount:
+    """The account, if ``password`` is its password and it may log in; LoginRefused else.
+    The caller commits, also when this raises (a failed attempt is counted)."""
     now = utcnow()
     account = session.execute(select(UserAccount).where(UserAccount.name == name)
                               ).scalar_one_or_none()
@@ -106,12 +106,19 @@ def login_for_key(session: Session, name: str, password: str) -> tuple[str, str]
         raise LoginRefused("wrong account name or password") from None
     if account.disabled:
         raise LoginRefused("this account is disabled; ask the server's operator", status=403)
-    if account.role != ROLE_SITE or account.siteId is None:
-        raise LoginRefused("this account is not a base station's: only site accounts get keys "
-                           "by logging in", status=403)
     account.failedLogins = 0
     account.lockedUntil = None
     account.lastLogin = now
+    return account
+
+
+def login_for_key(session: Session, name: str, password: str) -> tuple[str, str]:
+    """A new site key for the account's site, as (site name, key); the caller commits, also
+    when this raises (a failed attempt is counted)."""
+    account = check_password(session, name, password)
+    if account.role != ROLE_SITE or account.siteId is None:
+        raise LoginRefused("this account is not a base station's: only site accounts get keys "
+                           "by logging in", status=403)
     site = session.get(Site, account.siteId)
     assert site is not None
     _, key = create_key(session, site.name, ROLE_SITE)

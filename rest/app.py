@@ -10,7 +10,7 @@ from fastapi import Depends, FastAPI
 from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.openapi.utils import get_openapi
 
-from rest import APPLICATION, __version__, legacy, metrics
+from rest import APPLICATION, __version__, fleet, legacy, metrics
 from rest.auth import refuse_keys_in_query
 from rest.errors import install_error_handlers
 from rest.pages import install_offline_docs
@@ -56,6 +56,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(push.router)
     app.include_router(hello.router)
     app.include_router(login.router)
+    app.include_router(fleet.router)
     app.include_router(summary.router)
     app.include_router(resources.build_router())
     app.include_router(legacy.router)  # after the native routes, before the catch-all

@@ -97,6 +97,14 @@ def build_parser() -> argparse.ArgumentParser:
         "(default %(default)s)",
     )
     serve.add_argument(
+        "--silent-after",
+        type=float,
+        default=900.0,
+        metavar="SECONDS",
+        help="the fleet page calls a station silent after this long without contact, late "
+        "after a third of it (default %(default)s: three 5-minute push intervals)",
+    )
+    serve.add_argument(
         "--pool-timeout",
         type=float,
         default=10.0,
@@ -235,7 +243,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
                           ("--pool-timeout", args.pool_timeout),
                           ("--body-timeout", args.body_timeout),
                           ("--header-timeout", args.header_timeout),
-                          ("--shutdown-timeout", args.shutdown_timeout)):
+                          ("--shutdown-timeout", args.shutdown_timeout),
+                          ("--silent-after", args.silent_after)):
         if not 0.1 <= value <= 86_400:
             raise ConfigError(f"{option}: {value:g} is out of range; use 0.1..86400 seconds")
     serve(
@@ -252,6 +261,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             body_timeout=args.body_timeout,
             header_timeout=args.header_timeout,
             shutdown_timeout=args.shutdown_timeout,
+            silent_after=args.silent_after,
         )
     )
     return 0

@@ -37,6 +37,8 @@ class Settings:
     header_timeout: float = 20.0
     # Seconds a SIGTERM waits for requests in progress before the server stops anyway.
     shutdown_timeout: float = 10.0
+    # The fleet page calls a station silent after this long without contact (late after a third).
+    silent_after: float = 900.0
 
     def batch_limit(self) -> int:
         if self.max_batches:
