@@ -182,3 +182,6 @@ def nodestates_batch(site: Site, seqs: list[int], start: int = T0) -> dict:
 def table_rows(engine: Engine, table: Any) -> list[tuple]:
     with engine.connect() as conn:
         return [tuple(r) for r in conn.execute(select(table).order_by(table.c.id))]
+
+
+from tests.rest.browser import browser  # noqa: E402,F401 - the page tests' fixture

@@ -400,7 +400,8 @@ _REQUEST = {
     "fallback": "`POST`, `PUT`, `PATCH`, `DELETE` on `/rest/<unknown type>/`",
 }
 _WHAT = {"map": "metadata", "batch": "readings, node states", "hello": "check-in",
-         "login": "a new key", "web-login": "a session cookie", "bulk": "readings, node states", "pushstatus": "check-in",
+         "login": "a new key", "web-login": "a session cookie",
+         "bulk": "readings, node states", "pushstatus": "check-in",
          "put-query": "any type (node in the matrix)", "fallback": "-"}  # fmt: skip
 
 

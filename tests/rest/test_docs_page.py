@@ -8,47 +8,14 @@ under CI=true.
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from tests.dbs import in_ci
 from tests.live_server import LiveServer, start_server
+from tests.rest.browser import wait_for as _wait_for
 
 pytestmark = pytest.mark.slow
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
-OFFLINE = "MAP * ~NOTFOUND , EXCLUDE 127.0.0.1"
-
-
-@pytest.fixture
-def browser() -> Iterator[object]:
-    missing = [p for p in (CHROMIUM, CHROMEDRIVER) if not Path(p).exists()]
-    try:
-        from selenium import webdriver
-        from selenium.webdriver.chrome.service import Service
-    except ImportError:
-        missing.append("selenium (pip)")
-    if missing:
-        why = f"{', '.join(missing)} missing: 'make test-tools' installs the browser"
-        if in_ci():
-            pytest.fail(why)
-        pytest.skip(why)
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                f"--host-resolver-rules={OFFLINE}", "--window-size=1280,2000"):  # fmt: skip
-        options.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(30)
-    try:
-        yield driver
-    finally:
-        driver.quit()
-
 
 @pytest.fixture
 def server(sqlite_url: str) -> Iterator[LiveServer]:
@@ -57,15 +24,6 @@ def server(sqlite_url: str) -> Iterator[LiveServer]:
         yield live
     finally:
         live.stop()
-
-
-def _wait_for(driver, css: str, timeout: float = 20) -> list:
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    return WebDriverWait(driver, timeout).until(
-        lambda d: d.find_elements(By.CSS_SELECTOR, css) or False
-    )
 
 
 def test_swagger_ui_at_docs_shows_the_operations_without_internet(browser, server, tmp_path):

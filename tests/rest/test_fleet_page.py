@@ -17,7 +17,7 @@ from rest.accounts import create_account
 from rest.keys import get_or_create_site
 from rest.stations import CheckIn, record_station_checkin
 from tests.live_server import start_server
-from tests.rest.test_docs_page import _wait_for, browser  # noqa: F401 - the fixture
+from tests.rest.browser import wait_for as _wait_for
 
 pytestmark = pytest.mark.slow  # a server of its own
 PASSWORD = "operator password 1"
