@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from fastapi import Depends, FastAPI
 from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.openapi.utils import get_openapi
+from starlette.staticfiles import StaticFiles
 
-from rest import APPLICATION, __version__, fleet, legacy, metrics
+from rest import APPLICATION, __version__, fleet, house_page, legacy, metrics
 from rest.auth import refuse_keys_in_query
 from rest.errors import install_error_handlers
 from rest.pages import install_offline_docs
@@ -57,6 +59,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(hello.router)
     app.include_router(login.router)
     app.include_router(fleet.router)
+    app.include_router(house_page.router)
+    app.mount("/static", StaticFiles(directory=Path(__file__).with_name("static")), name="static")
     app.include_router(summary.router)
     app.include_router(resources.build_router())
     app.include_router(legacy.router)  # after the native routes, before the catch-all

@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from base.db import write_engine
-from models import House, Location, Reading, Site, UserAccount
+from models import Deployment, House, Location, Reading, Site, UserAccount
 from models.access import ROLE_SITE
 from models.sql import utcnow
 from rest.accounts import LoginRefused, check_password
@@ -43,7 +43,7 @@ COOKIE = "cogent_session"
 SESSION_SECONDS = 12 * 3600
 router = APIRouter(include_in_schema=False)
 State = Annotated[AppState, Depends(get_state)]
-_TEMPLATES = Environment(loader=FileSystemLoader(Path(__file__).with_name("templates")),
+TEMPLATES = Environment(loader=FileSystemLoader(Path(__file__).with_name("templates")),
                          autoescape=select_autoescape(["html"]))
 
 
@@ -78,7 +78,7 @@ def session_account(engine: Engine, token: str | None) -> UserAccount | None:
 
 @router.get("/login")
 async def login_page(request: Request) -> HTMLResponse:
-    return HTMLResponse(_TEMPLATES.get_template("login.html").render(error=None))
+    return HTMLResponse(TEMPLATES.get_template("login.html").render(error=None))
 
 
 @router.post("/login")
@@ -102,7 +102,7 @@ async def login(request: Request, state: State) -> Response:
     try:
         account = await run_in_threadpool(check)
     except LoginRefused as exc:
-        page = _TEMPLATES.get_template("login.html").render(error=str(exc))
+        page = TEMPLATES.get_template("login.html").render(error=str(exc))
         return HTMLResponse(page, status_code=exc.status)
     reply = RedirectResponse("/fleet", status_code=303)
     reply.set_cookie(COOKIE, session_token(account, time.time()), max_age=SESSION_SECONDS,
@@ -156,6 +156,17 @@ def fleet_rows(engine: Engine, silent_after: float, now: datetime) -> list[Row]:
     return sorted(rows, key=lambda r: ({"silent": 0, "late": 1, "ok": 2}[r.state], r.site))
 
 
+def house_list(engine: Engine) -> list[tuple[int, str, str, str]]:
+    """(id, site, deployment, address) of every house, for links to their pages."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(House.id, Site.name, Deployment.name, House.address)
+            .outerjoin(Site, Site.id == House.siteId)
+            .outerjoin(Deployment, Deployment.id == House.deploymentId)
+            .order_by(Site.name, Deployment.name, House.address)).all()
+    return [(r[0], r[1] or "-", r[2] or "-", r[3] or "-") for r in rows]
+
+
 def _ago(seconds: float) -> str:
     s = int(seconds)
     if s < 120:
@@ -167,6 +178,10 @@ def _ago(seconds: float) -> str:
     return f"{s // 86_400} days ago"
 
 
+def ago(seconds: float) -> str:
+    return _ago(seconds)
+
+
 def _offset(seconds: float | None) -> str:
     if seconds is None:
         return "-"
@@ -176,7 +191,7 @@ def _offset(seconds: float | None) -> str:
 
 @router.get("/")
 async def index() -> HTMLResponse:
-    return HTMLResponse(_TEMPLATES.get_template("index.html").render())
+    return HTMLResponse(TEMPLATES.get_template("index.html").render())
 
 
 @router.get("/fleet")
@@ -187,8 +202,9 @@ async def fleet(request: Request, state: State) -> Response:
     silent_after = state.settings.silent_after
     now = utcnow()
     rows = await run_in_threadpool(fleet_rows, state.engine, silent_after, now)
-    page = _TEMPLATES.get_template("fleet.html").render(
-        rows=rows, ago=_ago, offset=_offset, account=account.name, now=now,
+    houses = await run_in_threadpool(house_list, state.engine)
+    page = TEMPLATES.get_template("fleet.html").render(
+        rows=rows, houses=houses, ago=_ago, offset=_offset, account=account.name, now=now,
         silent_minutes=silent_after / 60, clock_warning=120,
         counts={k: sum(r.state == k for r in rows) for k in ("ok", "late", "silent")})
     return HTMLResponse(page, headers={"Cache-Control": "no-store"})
