@@ -20,7 +20,6 @@ from tests.factories import place_node
 from tests.live_server import start_server
 from tests.rest.browser import wait_for
 
-
 PASSWORD = "operator password 2"
 
 
