@@ -27,6 +27,7 @@ class Site(Base):
     description: Mapped[str | None] = mapped_column(Text, default=None)
     created: Mapped[datetime] = mapped_column(UTCDateTime)
     lastSeen: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    lastBatch: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
 
 
 class ApiKey(Base):

@@ -32,3 +32,5 @@ class StationStatus(Base):
     lastContact: Mapped[datetime] = mapped_column(UTCDateTime)
     clockOffset: Mapped[float | None] = mapped_column(Float, default=None, doc="seconds")
     backlog: Mapped[int | None] = mapped_column(BigInteger, default=None, doc="rows")
+    schemaRevision: Mapped[str | None] = mapped_column(String(32), default=None)
+    setAside: Mapped[int | None] = mapped_column(BigInteger, default=None, doc="rows")

@@ -26,7 +26,7 @@ from sqlalchemy.exc import OperationalError
 from base import __version__
 from base.config import Config, RemoteConfig
 from base.db import redact
-from base.errors import DatabaseUnavailable, RemoteBusy, SchemaMismatch
+from base.errors import DatabaseUnavailable, RemoteBusy, RemoteRejected, SchemaMismatch
 from base.migrate import current_revision, head_revision, schema_advice
 from models.protocol import codes
 from models.protocol.ack import RejectedRun
@@ -124,7 +124,20 @@ class RemoteSync:
             "backlog": pending,
             "dialect": "native",
         }
-        return self._retry(lambda: self.client.hello(checkin), "check-in")
+        detail = {"schema": current_revision(self.engine),
+                  "set_aside": self.store.rejected_count(self.remote.name)}
+
+        def hello() -> dict[str, Any] | None:
+            try:
+                return self.client.hello({**checkin, **detail})
+            except RemoteRejected as exc:
+                if exc.status != 400:
+                    raise
+                # A server of an older revision refuses fields it does not know: check in
+                # without them, so that its answer can say which side to upgrade.
+                return self.client.hello(checkin)
+
+        return self._retry(hello, "check-in")
 
     def check_schema(self) -> str:
         version = self.check_in()

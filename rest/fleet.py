@@ -132,6 +132,9 @@ class Row:
     backlog: int | None
     readings_24h: int
     state: str
+    schema: str
+    set_aside: int | None
+    last_batch_age: float | None
 
 
 def fleet_rows(engine: Engine, silent_after: float, now: datetime) -> list[Row]:
@@ -150,9 +153,10 @@ def fleet_rows(engine: Engine, silent_after: float, now: datetime) -> list[Row]:
     for s in stations:
         age = (now - s.last_contact).total_seconds()
         state = "silent" if age > silent_after else "late" if age > silent_after / 3 else "ok"
+        batch_age = None if s.last_batch is None else (now - s.last_batch).total_seconds()
         rows.append(Row(s.site, s.host, s.dialect, s.version or "-", s.last_contact, age,
                         s.clock_offset, s.backlog, int(recent.get(site_ids.get(s.site), 0)),
-                        state))
+                        state, s.schema or "-", s.set_aside, batch_age))
     return sorted(rows, key=lambda r: ({"silent": 0, "late": 1, "ok": 2}[r.state], r.site))
 
 

@@ -47,7 +47,7 @@ from rest.resources import RESOURCES, Resource, get_resource
 from rest.responses import JSONBytesResponse
 from rest.scope import visible
 from rest.state import AppState, get_state
-from rest.stations import CheckIn, list_stations, record_station_checkin
+from rest.stations import CheckIn, list_stations, note_batch, record_station_checkin
 from rest.times import parse_time
 from rest.txn import run_write
 from rest.values import BadValue, from_json
@@ -250,6 +250,7 @@ async def post_bulk(request: Request, principal: WriterKey, state: State) -> Res
     rejected = sum(r.count for r in result.rejected)
     state.metrics.batch("cogent-house", result.stored, result.unchanged, rejected,
                         time.monotonic() - started)
+    await note_batch(state, principal)
     if rejected:
         log.warning("bulk/ from key %s (%s): %d row(s) rejected, first: %s", principal.key_id,
                     principal.site_name, rejected, result.rejected[0].reason)

@@ -41,6 +41,7 @@ class AppState:
     touch: TouchThrottle
     admission: Admission
     metrics: Metrics
+    batch_touch: TouchThrottle
 
 
 def limit_statement_time(engine: Engine, seconds: float) -> None:
@@ -73,7 +74,8 @@ def build_state(settings: Settings) -> AppState:
     engine = make_engine(settings.db_url, **kwargs)
     limit_statement_time(engine, settings.statement_timeout)
     return AppState(settings, engine, TouchThrottle(settings.touch_interval),
-                    Admission(settings.batch_limit()), Metrics(engine))
+                    Admission(settings.batch_limit()), Metrics(engine),
+                    TouchThrottle(settings.touch_interval))
 
 
 def get_state(request: Request) -> AppState:

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from models import Site, StationStatus
 from models.base import table_of
+from models.sql import utcnow
 from models.stations import DIALECT_NATIVE
 
 HOSTNAME_MAX = 255
@@ -28,6 +30,8 @@ class CheckIn:
     clock: datetime | None  # the station's clock, naive UTC, as it reported it
     backlog: int | None
     dialect: str = DIALECT_NATIVE
+    schema: str | None = None  # the station's schema revision
+    set_aside: int | None = None  # rows the station set aside for this server
 
 
 def record_station_checkin(conn: Connection, site_id: int, checkin: CheckIn, now: datetime) -> None:
@@ -40,6 +44,8 @@ def record_station_checkin(conn: Connection, site_id: int, checkin: CheckIn, now
         "lastContact": now,
         "clockOffset": offset,
         "backlog": checkin.backlog,
+        "schemaRevision": checkin.schema,
+        "setAside": checkin.set_aside,
     }
     host = checkin.host[:HOSTNAME_MAX]
     table = table_of(StationStatus)
@@ -62,13 +68,16 @@ class Station:
     last_contact: datetime
     clock_offset: float | None
     backlog: int | None
+    schema: str | None = None
+    set_aside: int | None = None
+    last_batch: datetime | None = None
 
 
 def list_stations(conn: Connection, site_id: int | None = None) -> list[Station]:
     """Every station that ever checked in (only one site's when ``site_id`` is given)."""
     status, site = table_of(StationStatus), table_of(Site)
     query = (
-        select(site.c.name, status)
+        select(site.c.name, site.c.lastBatch, status)
         .join(site, site.c.id == status.c.siteId)
         .order_by(site.c.name, status.c.hostname)
     )
@@ -83,6 +92,29 @@ def list_stations(conn: Connection, site_id: int | None = None) -> list[Station]
             last_contact=row.lastContact,
             clock_offset=row.clockOffset,
             backlog=row.backlog,
+            schema=row.schemaRevision,
+            set_aside=row.setAside,
+            last_batch=row.lastBatch,
         )
         for row in conn.execute(query)
     ]
+
+
+def record_batch(conn: Connection, site_id: int, now: datetime) -> None:
+    """When the site's last batch arrived (the fleet page's "last batch")."""
+    conn.execute(update(table_of(Site)).where(table_of(Site).c.id == site_id)
+                 .values(lastBatch=now))
+
+
+async def note_batch(state: Any, principal: Any) -> None:
+    """Record the site's last batch, at most once a minute per site (a write per batch would
+    cost more than the figure is worth)."""
+    from fastapi.concurrency import run_in_threadpool
+
+    from rest.txn import run_write
+
+    site = principal.site_id
+    if site is None or not state.batch_touch.due(site):
+        return
+    now = utcnow()
+    await run_in_threadpool(run_write, state.engine, lambda conn: record_batch(conn, site, now))

@@ -39,6 +39,10 @@ HELLO_BODY: dict[str, Any] = {
         "backlog": {"type": ["integer", "null"], "minimum": 0,
                     "description": "rows the station has not yet delivered here"},
         "dialect": {"enum": ["native"]},
+        "schema": {"type": ["string", "null"], "maxLength": 32,
+                   "description": "the station's schema revision"},
+        "set_aside": {"type": ["integer", "null"], "minimum": 0,
+                      "description": "rows the station set aside for this server"},
     },
 }
 HELLO_REPLY: dict[str, Any] = {
@@ -76,7 +80,12 @@ def parse_checkin(body: Any) -> CheckIn:
             raise bad_request(f"clock: {exc}") from None
     if backlog is not None and (type(backlog) is not int or not 0 <= backlog < 1 << 63):
         raise bad_request("backlog must be a count of rows (a non-negative integer)")
-    return CheckIn(host.strip(), version, when, backlog)
+    schema, aside = body.get("schema"), body.get("set_aside")
+    if schema is not None and (not isinstance(schema, str) or len(schema) > 32):
+        raise bad_request("schema must be a revision id of at most 32 characters")
+    if aside is not None and (type(aside) is not int or not 0 <= aside < 1 << 63):
+        raise bad_request("set_aside must be a count of rows (a non-negative integer)")
+    return CheckIn(host.strip(), version, when, backlog, schema=schema, set_aside=aside)
 
 
 @router.post(

@@ -19,6 +19,7 @@ from rest.mapping import map_metadata, parse_map_request
 from rest.openapi import BATCH_BODY, BATCH_REPLY, MAP_BODY, MAP_REPLY, error_responses, json_body
 from rest.responses import JSONBytesResponse
 from rest.state import AppState, get_state
+from rest.stations import note_batch
 from rest.txn import run_write
 
 router = APIRouter(tags=["sync"])
@@ -76,6 +77,7 @@ async def post_batch(request: Request, principal: WriterKey, state: State) -> Re
             raise ApiError(422, str(exc)) from None
     rejected = sum(r.count for r in ack.rejected)
     state.metrics.batch("native", ack.stored, ack.unchanged, rejected, time.monotonic() - started)
+    await note_batch(state, principal)
     log.info(
         "batch from key %s (%s): stored %d, unchanged %d, rejected %d",
         principal.key_id,

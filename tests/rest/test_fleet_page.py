@@ -15,7 +15,7 @@ from models.sql import utcnow
 from models.stations import DIALECT_LEGACY
 from rest.accounts import create_account
 from rest.keys import get_or_create_site
-from rest.stations import CheckIn, record_station_checkin
+from rest.stations import CheckIn, record_batch, record_station_checkin
 from tests.live_server import start_server
 from tests.rest.browser import wait_for as _wait_for
 
@@ -36,8 +36,9 @@ def fleet(sqlite_url):
     with engine.begin() as conn:
         record_station_checkin(conn, quiet, CheckIn("quiet-pi", "0.4", None, None,
                                                     DIALECT_LEGACY), utcnow() - timedelta(hours=2))
-        record_station_checkin(conn, live, CheckIn("live-pi", "cogent-sync 0.1", utcnow(), 12),
-                               utcnow())
+        record_station_checkin(conn, live, CheckIn("live-pi", "cogent-sync 0.1", utcnow(), 12,
+                                                   schema="0008", set_aside=3), utcnow())
+        record_batch(conn, live, utcnow() - timedelta(minutes=4))
     engine.dispose()
     try:
         yield server
@@ -65,6 +66,10 @@ def test_the_fleet_page_needs_a_read_only_or_admin_login(fleet):
         assert ok.status_code == 303
         page = http.get("fleet")
         assert page.status_code == 200 and "quiet-pi" in page.text
+        live = page.text[page.text.index('data-host="live-pi"'):]
+        live = live[:live.index("</tr>")]
+        for shown in ("ok", "0008", ">3<", "4 min ago", "12"):
+            assert shown in live, (shown, live)
 
 
 def test_a_silent_station_is_shown_silent_in_a_real_browser(fleet, browser, tmp_path):
