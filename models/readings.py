@@ -26,6 +26,8 @@ class Reading(Base):
         # (syncSeq, id): finds unstamped rows in id order and walks the sequence, on every backend.
         Index("ix_Reading_syncSeq_id", "syncSeq", "id"),
         Index("ix_Reading_time", "time"),
+        # A location's readings over a time range: the house page, summaries, lastSync/.
+        Index("ix_Reading_locationId_time", "locationId", "time"),
         {"sqlite_autoincrement": True},
     )
 
@@ -33,9 +35,7 @@ class Reading(Base):
     time: Mapped[datetime] = mapped_column(UTCDateTime)
     nodeId: Mapped[int] = mapped_column(ForeignKey("Node.id"))
     type: Mapped[int] = mapped_column(ForeignKey("SensorType.id"), index=True)
-    locationId: Mapped[int | None] = mapped_column(
-        ForeignKey("Location.id"), default=None, index=True
-    )
+    locationId: Mapped[int | None] = mapped_column(ForeignKey("Location.id"), default=None)
     value: Mapped[float | None] = mapped_column(Float64)
     syncSeq: Mapped[int | None] = mapped_column(BigInteger, default=None)
 

@@ -51,6 +51,4 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("UserAccount") as batch_op:
-        batch_op.drop_index(batch_op.f("ix_UserAccount_siteId"))
-    op.drop_table("UserAccount")
+    op.drop_table("UserAccount")  # its index goes with it (MySQL refuses to drop it first)
