@@ -82,6 +82,8 @@ def test_the_house_page_draws_its_plot_and_the_range_picker_redraws_it(house, br
     wait_for(browser, "#name")[0].send_keys("ops")
     browser.find_element(By.ID, "password").send_keys(PASSWORD)
     browser.find_element(By.ID, "submit").click()
+    # The login lands on the fleet page; only then is the session cookie surely set.
+    WebDriverWait(browser, 30).until(lambda d: d.current_url.endswith("/fleet"))
     browser.get(root + f"house/{house_id}")
     canvas = wait_for(browser, ".plot canvas")[0]
     assert canvas.size["width"] > 300 and canvas.size["height"] > 100
