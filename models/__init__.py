@@ -5,7 +5,7 @@ from models.base import Base
 from models.catalogue import NodeType, RoomType, SensorType
 from models.deployment import Deployment, House, Location, Room
 from models.node import Node, Sensor
-from models.readings import RESTORED_SEQ, NodeState, Reading
+from models.readings import RESTORED_SEQ, NodeState, Reading, ReadingDay
 from models.stations import StationStatus
 from models.sync import SyncCursor, SyncIdMap, SyncRejected, SyncRemote, SyncSequence
 
@@ -37,6 +37,7 @@ __all__ = [
     "NodeState",
     "NodeType",
     "Reading",
+    "ReadingDay",
     "Room",
     "RoomType",
     "Sensor",

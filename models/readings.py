@@ -57,3 +57,18 @@ class NodeState(Base):
     seq_num: Mapped[int] = mapped_column(Integer, default=0)
     rssi: Mapped[int | None] = mapped_column(Integer, default=None)
     syncSeq: Mapped[int | None] = mapped_column(BigInteger, default=None)
+
+
+class ReadingDay(Base):
+    """A cache of one location's daily reading averages, for the house page's long ranges
+    (rest/daycache.py). ``type = -1`` marks a day as computed (a day may have no readings).
+    Rows are dropped whenever a reading of their location and day is written through the
+    server; delete them all to rebuild it."""
+
+    __tablename__ = "ReadingDay"
+
+    locationId: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    type: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    day: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    total: Mapped[float | None] = mapped_column(Float64, default=None)
+    n: Mapped[int] = mapped_column(Integer, default=0)

@@ -34,6 +34,7 @@ from models.protocol.decode import (
 )
 from rest.authz import REPLACES_FOREIGN_READING, WriteRule
 from rest.body import BinaryBatch
+from rest.daycache import invalidate
 from rest.errors import ApiError, bad_request
 from rest.keys import Principal
 from rest.times import from_micros, to_micros, utcnow
@@ -426,6 +427,9 @@ def apply_batch(conn: Connection, principal: Principal, batch: Batch) -> BatchRe
         valid = _valid_readings(batch, reading_problems, latest, result)
         guard = None if rule.unrestricted else _foreign_readings_guard(rule, batch, result)
         _apply(conn, READINGS, valid, result, guard)
+        # The house page's cached days of these locations are stale now (rest/daycache.py).
+        invalidate(conn, ((s.location, us) for s in batch.readings
+                          for us in {t - t % DAY_US for t in s.t}))
     if batch.nodestates:
         state_problems = _state_series_problems(rule, batch)
         _apply(conn, NODESTATES, _valid_states(batch, state_problems, latest, result), result)

@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 
 from models import Base
 from rest.authz import WriteRule
+from rest.daycache import invalidate_locations
 from rest.errors import ApiError, bad_request, conflict, not_found, unprocessable
 from rest.keys import Principal
 from rest.resources import Resource
@@ -104,7 +105,14 @@ def create_row(conn: Connection, resource: Resource, principal: Principal, body:
     except IntegrityError as exc:
         raise _integrity(resource, exc) from None
     new_id = values["id"] if "id" in values else result.inserted_primary_key[0]  # type: ignore[index]
+    _readings_changed(conn, resource, values.get("locationId"))
     return _fetch(conn, resource, new_id, None)
+
+
+def _readings_changed(conn: Connection, resource: Resource, *locations: Any) -> None:
+    """A reading written one row at a time: the house page's cached days of its locations go."""
+    if resource.name == "reading":
+        invalidate_locations(conn, locations)
 
 
 def update_row(
@@ -125,6 +133,7 @@ def update_row(
             conn.execute(update(resource.table).where(resource.id == row_id).values(changed))
     except IntegrityError as exc:
         raise _integrity(resource, exc) from None
+    _readings_changed(conn, resource, current.get("locationId"), merged.get("locationId"))
     return _fetch(conn, resource, row_id, None)
 
 
@@ -138,7 +147,8 @@ def _dependants(table: Table) -> list[tuple[Table, Any]]:
 
 
 def delete_row(conn: Connection, resource: Resource, row_id: int) -> None:
-    _fetch(conn, resource, row_id, None)
+    current = _fetch(conn, resource, row_id, None)
+    _readings_changed(conn, resource, current.get("locationId"))
     for other, column in _dependants(resource.table):
         n = conn.execute(
             select(func.count()).select_from(other).where(column == row_id)

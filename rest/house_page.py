@@ -20,6 +20,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from models import Deployment, House, Location, Node, Reading, Room, SensorType
 from models.sql import utcnow
+from rest.daycache import daily
 from rest.errors import bad_request, not_found
 from rest.fleet import COOKIE, TEMPLATES, session_account
 from rest.responses import JSONBytesResponse
@@ -88,14 +89,18 @@ def house_summary(engine: Engine, house_id: int, now: datetime) -> dict[str, Any
 
 
 def house_series(engine: Engine, house_id: int, days: int, now: datetime) -> dict[str, Any]:
-    """Bucket averages per location and sensor type over the last ``days`` days."""
+    """Bucket averages per location and sensor type over the last ``days`` days (daily ones
+    from the day cache past a month, rest/daycache.py)."""
+    if days > 30:
+        return _daily_series(engine, house_id, days, now)
     end = int(now.timestamp()) if now.tzinfo else int((now - datetime(1970, 1, 1)).total_seconds())
     start = end - days * 86_400
     step = max(300, (end - start) // POINTS)
     first = start - start % step
     epoch = _epoch(engine, Reading.time)
     # SQLite divides integers as integers; elsewhere the division is exact, so floor it.
-    bucket = ((epoch - first) / step if engine.dialect.name == "sqlite"
+    # (``//`` on SQLite: SQLAlchemy's ``/`` is true division, one bucket per reading.)
+    bucket = ((epoch - first) // step if engine.dialect.name == "sqlite"
               else func.floor((epoch - first) / step))
     since = now - timedelta(days=days)
     with engine.connect() as conn:
@@ -148,3 +153,22 @@ async def house_series_json(house_id: int, request: Request, state: State,
         raise bad_request(f"days must be one of {', '.join(RANGES)}")
     data = await run_in_threadpool(house_series, state.engine, house_id, RANGES[days], utcnow())
     return JSONBytesResponse(data)
+
+
+def _daily_series(engine: Engine, house_id: int, days: int, now: datetime) -> dict[str, Any]:
+    today = now.replace(hour=0, minute=0, second=0, microsecond=0, tzinfo=None)
+    first = today - timedelta(days=days)
+    with engine.begin() as conn:
+        locations = conn.execute(_locations(house_id)).all()
+        averages = daily(conn, [loc.id for loc in locations], first, today)
+        names = dict(conn.execute(select(SensorType.id, SensorType.name)).all())
+    all_days = [first + timedelta(days=i) for i in range(days + 1)]
+    epoch = datetime(1970, 1, 1)
+    return {
+        "x": [int((d - epoch).total_seconds()) for d in all_days], "step": 86_400,
+        "locations": [{"id": loc.id, "room": loc.name, "series": [
+            {"type": kind, "name": names.get(kind, str(kind)),
+             "values": [None if (v := by_day.get(d)) is None else round(v, 3) for d in all_days]}
+            for (lid, kind), by_day in sorted(averages.items()) if lid == loc.id]}
+            for loc in locations],
+    }

@@ -100,20 +100,80 @@ def test_the_house_page_draws_its_plot_and_the_range_picker_redraws_it(house, br
     assert wait_for(browser, ".plot canvas")
 
 
-def test_the_bucket_query_runs_on_every_backend(db_url):
+def test_the_bucket_query_averages_each_bucket_on_every_backend(db_url):
+    """Regression: on SQLite SQLAlchemy's ``/`` is true division, which made every reading a
+    bucket of its own (the last one won); two readings of one bucket must average."""
+    from datetime import datetime
+
     from rest.house_page import house_series
 
     engine = make_engine(db_url)
     try:
         placed = place_node(engine, 3002, address="6 Plot Road", room="Hall", sensor_types=(0,))
         now = utcnow().replace(microsecond=0)
+        end = int((now - datetime(1970, 1, 1)).total_seconds())
+        step = 7 * 86_400 // 600
+        first = (end - 7 * 86_400) - (end - 7 * 86_400) % step
+        rows = []
+        for k in range(1, 30):  # two readings well inside bucket 20k: values k and k + 1
+            for offset, value in ((10, float(k)), (20, float(k + 1))):
+                when = datetime(1970, 1, 1) + timedelta(seconds=first + 20 * k * step + offset)
+                rows.append({"nodeId": 3002, "type": 0, "time": when,
+                             "locationId": placed.location, "value": value})
         with engine.begin() as conn:
-            conn.execute(insert(table_of(Reading)), [
-                {"nodeId": 3002, "type": 0, "time": now - timedelta(hours=h),
-                 "locationId": placed.location, "value": float(h)} for h in range(1, 30)])
+            conn.execute(insert(table_of(Reading)), rows)
         data = house_series(engine, placed.house, 7, now)
         [hall] = data["locations"]
         values = [v for v in hall["series"][0]["values"] if v is not None]
-        assert len(values) == 29 and min(values) == 1.0 and max(values) == 29.0
+        assert values == [k + 0.5 for k in range(1, 30)]
     finally:
         engine.dispose()
+
+
+def test_a_year_is_drawn_from_cached_days_that_new_readings_make_stale(db_url):
+    """Past a month the house page plots daily averages, kept in ReadingDay after the first
+    view; a batch (or a one-row write) of a day drops that day, so the plot follows new data."""
+    from sqlalchemy import func, select
+
+    from models import ReadingDay
+    from models.protocol.decode import Batch, ReadingSeries
+    from models.sql import to_micros
+    from rest.batch import apply_batch
+    from rest.house_page import house_series
+    from rest.keys import Principal
+
+    engine = make_engine(db_url)
+    try:
+        placed = place_node(engine, 3003, address="7 Year Road", room="Study", sensor_types=(0,))
+        now = utcnow().replace(microsecond=0)
+        old_day = (now - timedelta(days=100)).replace(hour=12, minute=0, second=0)
+        with engine.begin() as conn:
+            conn.execute(insert(table_of(Reading)), [
+                {"nodeId": 3003, "type": 0, "time": old_day + timedelta(minutes=m),
+                 "locationId": placed.location, "value": 10.0} for m in range(0, 60, 5)])
+
+        def value_that_day() -> float:
+            data = house_series(engine, placed.house, 365, now)
+            [study] = data["locations"]
+            start = int((old_day.replace(hour=0) - datetime_epoch()).total_seconds())
+            return study["series"][0]["values"][data["x"].index(start)]
+
+        assert value_that_day() == 10.0
+        with engine.connect() as conn:
+            kept = conn.execute(select(func.count()).select_from(ReadingDay)).scalar_one()
+        assert kept > 300  # the year's days are kept (a marker for each, a row per day of data)
+        assert value_that_day() == 10.0  # from the cache
+        admin = Principal(key_id=0, role="admin", site_id=None, site_name=None)
+        late = Batch(readings=[ReadingSeries(3003, 0, placed.location, 0,
+                                             [to_micros(old_day + timedelta(hours=1))], [22.0])])
+        with engine.begin() as conn:
+            assert apply_batch(conn, admin, late).stored == 1
+        assert value_that_day() == round((12 * 10.0 + 22.0) / 13, 3)
+    finally:
+        engine.dispose()
+
+
+def datetime_epoch():
+    from datetime import datetime
+
+    return datetime(1970, 1, 1)
