@@ -428,8 +428,10 @@ def apply_batch(conn: Connection, principal: Principal, batch: Batch) -> BatchRe
         guard = None if rule.unrestricted else _foreign_readings_guard(rule, batch, result)
         _apply(conn, READINGS, valid, result, guard)
         # The house page's cached days of these locations are stale now (rest/daycache.py).
+        # Only times the batch could store: the others were rejected, and may not even be
+        # dates (a hostile batch's year 300,000).
         invalidate(conn, ((s.location, us) for s in batch.readings
-                          for us in {t - t % DAY_US for t in s.t}))
+                          for us in {t - t % DAY_US for t in s.t if 0 <= t <= latest}))
     if batch.nodestates:
         state_problems = _state_series_problems(rule, batch)
         _apply(conn, NODESTATES, _valid_states(batch, state_problems, latest, result), result)

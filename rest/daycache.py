@@ -30,7 +30,7 @@ def invalidate(conn: Connection, touched: Iterable[tuple[int | None, int]]) -> N
     """Drop the cached days ``(location, microseconds since 1970 of any time that day)``."""
     days: dict[int, set[int]] = defaultdict(set)
     for location, us in touched:
-        if location is not None:
+        if location is not None and -(1 << 31) <= location < 1 << 31:
             days[location].add(us // DAY_US)
     table = table_of(ReadingDay)
     for location in sorted(days):  # one order for every writer

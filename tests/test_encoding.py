@@ -355,3 +355,61 @@ def test_values_with_nulls_round_trip_in_the_binary_format():
     payload.readings.append(group)
     batch = decode_v2(payload.binary(), 1 << 20)
     assert [s.v for s in batch.readings] == [[None, 21.5, None, 3.25], [None] * 4]
+
+
+def _sample_payload() -> bytes:
+    payload = BatchPayload()
+    group = ReadingGroup(7, [0, 300_000_000, 600_000_000, 900_000_000], [])
+    group.series.append(ValueSeries(0, 1, None, [21.5, 21.75, None, 22.0]))
+    group.series.append(ValueSeries(2, 1, [0, 2], [55.5, 56.0]))
+    payload.readings.append(group)
+    payload.nodestates.append(StateColumns(7, [0, 300_000_000], [1, 2], [None, 3], [-60, None],
+                                           [10, 20]))
+    return payload.payload_v2()
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_any_mutation_of_a_binary_batch_is_refused_in_words_never_a_crash(data):
+    """Hostile bodies for cogent-batch/2 (issue 11): flipped, cut, inserted and overwritten
+    bytes of a real batch, in every codec; the server's parser answers 400/413 or a batch,
+    never another exception (which would be a 500)."""
+    raw = bytearray(_sample_payload())
+    for _ in range(data.draw(st.integers(1, 4))):
+        kind = data.draw(st.sampled_from(["flip", "cut", "insert", "overwrite"]))
+        at = data.draw(st.integers(0, max(len(raw) - 1, 0)))
+        if kind == "flip" and raw:
+            raw[at] ^= 1 << data.draw(st.integers(0, 7))
+        elif kind == "cut":
+            del raw[at:]
+        elif kind == "insert":
+            raw[at:at] = data.draw(st.binary(min_size=1, max_size=9))
+        elif raw:
+            raw[at] = data.draw(st.sampled_from([0x00, 0x7F, 0x80, 0xFE, 0xFF]))
+    codec = data.draw(st.sampled_from([CODEC_NONE, CODEC_ZLIB, CODEC_LZMA2]))
+    head = bytearray(b"")
+    # Frame the mutated payload as a body in the chosen codec, as a hostile client could.
+    from models.protocol.batch import MAGIC_V2
+
+    packed = {CODEC_NONE: bytes(raw), CODEC_ZLIB: zlib.compress(bytes(raw))}.get(codec)
+    if packed is None:
+        import lzma
+
+        from models.protocol.batch import LZMA2_FILTERS
+
+        packed = lzma.compress(bytes(raw), format=lzma.FORMAT_RAW, filters=LZMA2_FILTERS)
+    head += MAGIC_V2
+    head.append(codec)
+    length = len(raw)
+    while True:  # the uvarint of the decompressed length
+        if length < 0x80:
+            head.append(length)
+            break
+        head.append(length & 0x7F | 0x80)
+        length >>= 7
+    head += zlib.crc32(bytes(raw)).to_bytes(4, "little")
+    body = bytes(head) + packed
+    try:
+        parse_batch(BinaryBatch(body, LIMIT))
+    except ApiError as exc:
+        assert exc.status in (400, 413), exc

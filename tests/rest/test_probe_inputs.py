@@ -175,3 +175,41 @@ def test_a_map_request_of_more_than_fifty_thousand_rows_is_refused(server):
     rows = [{"key": i, "name": f"room {i}"} for i in range(50_001)]
     reply = site.http.post("sync/map/", json={"room": rows})
     assert reply.status_code == 413 and "at most 50000" in reply.json()["error"]
+
+
+def test_mutated_binary_batches_over_http_never_get_a_5xx(server):
+    """Real batches of the site's own node, bytes flipped, cut or overwritten, sent as
+    cogent-batch/2 (with a matching checksum, so the decoder itself is what is tried)."""
+    import random
+    import zlib
+
+    from models.protocol.batch import CONTENT_TYPE_V2, MAGIC_V2
+
+    site = make_site(server)
+    payload = BatchPayload()
+    group = ReadingGroup(site.node, [T0 * 1000 + i * 300_000_000 for i in range(6)], [])
+    group.series.append(WireSeries(0, site.location, None, [20.5, 21.0, 21.5, 22.0, 22.5, 23.0]))
+    payload.readings.append(group)
+    raw = payload.payload_v2()
+    rng = random.Random(11)
+    statuses = set()
+    for _ in range(40):
+        body = bytearray(raw)
+        for _ in range(rng.randint(1, 3)):
+            at = rng.randrange(len(body))
+            choice = rng.random()
+            if choice < 0.5:
+                body[at] ^= 1 << rng.randrange(8)
+            elif choice < 0.7:
+                del body[at:]
+                if not body:
+                    body = bytearray(b"\x00")
+            else:
+                body[at] = rng.choice([0x00, 0x7F, 0x80, 0xFE, 0xFF])
+        framed = bytearray(MAGIC_V2) + bytes([0]) + bytes([len(body)]) + zlib.crc32(
+            bytes(body)).to_bytes(4, "little") + bytes(body)
+        reply = site.http.post("sync/batch/", content=bytes(framed),
+                               headers={"Content-Type": CONTENT_TYPE_V2})
+        statuses.add(reply.status_code)
+        assert reply.status_code < 500, (reply.status_code, reply.text)
+    assert statuses - {200}, statuses  # some mutations were refused, in words
