@@ -59,14 +59,15 @@ def _keep(conn: Connection, rows: list[dict[str, Any]]) -> None:
         conn.execute(insert(table).prefix_with("IGNORE"), rows)
 
 
-def _day_epoch(conn: Connection) -> Any:
-    name = conn.dialect.name
-    if name == "sqlite":
-        # ``//``: SQLAlchemy's ``/`` is true division, which would give every reading its own day.
-        return cast(func.strftime("%s", Reading.time), Integer) // 86_400
-    if name == "postgresql":
-        return func.floor(func.extract("epoch", Reading.time) / 86_400)
-    return func.floor(func.unix_timestamp(Reading.time) / 86_400)
+def time_bucket(dialect: str, column: Any, origin: int, step: int) -> Any:
+    """``floor((seconds since 1970 of column - origin) / step)`` in SQL, on every backend."""
+    if dialect == "sqlite":
+        # ``//``: SQLAlchemy's ``/`` is true division, which would give every reading its
+        # own bucket.
+        return (cast(func.strftime("%s", column), Integer) - origin) // step
+    if dialect == "postgresql":
+        return func.floor((cast(func.extract("epoch", column), Integer) - origin) / step)
+    return func.floor((func.unix_timestamp(column) - origin) / step)
 
 
 def daily(conn: Connection, locations: list[int], first: datetime, today: datetime
@@ -91,7 +92,7 @@ def daily(conn: Connection, locations: list[int], first: datetime, today: dateti
         if not missing:
             continue
         start, end = missing[0], missing[-1] + timedelta(days=1)
-        day = _day_epoch(conn)
+        day = time_bucket(conn.dialect.name, Reading.time, 0, 86_400)
         rows = conn.execute(
             select(Reading.type, day.label("d"), func.sum(Reading.value), func.count(Reading.value))
             .where(Reading.locationId == location, Reading.time >= start, Reading.time < end)

@@ -182,10 +182,6 @@ def _ago(seconds: float) -> str:
     return f"{s // 86_400} days ago"
 
 
-def ago(seconds: float) -> str:
-    return _ago(seconds)
-
-
 def _offset(seconds: float | None) -> str:
     if seconds is None:
         return "-"

@@ -14,13 +14,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
-from sqlalchemy import Engine, Integer, cast, func, select
-from sqlalchemy.sql import ColumnElement
+from sqlalchemy import Engine, func, select
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from models import Deployment, House, Location, Node, Reading, Room, SensorType
 from models.sql import utcnow
-from rest.daycache import daily
+from rest.daycache import daily, time_bucket
 from rest.errors import bad_request, not_found
 from rest.fleet import COOKIE, TEMPLATES, session_account
 from rest.responses import JSONBytesResponse
@@ -30,15 +29,6 @@ router = APIRouter(include_in_schema=False)
 State = Annotated[AppState, Depends(get_state)]
 POINTS = 600
 RANGES = {"1": 1, "7": 7, "30": 30, "365": 365}  # days
-
-
-def _epoch(engine: Engine, column: Any) -> ColumnElement[Any]:
-    name = engine.dialect.name
-    if name == "sqlite":
-        return cast(func.strftime("%s", column), Integer)
-    if name == "postgresql":
-        return cast(func.extract("epoch", column), Integer)
-    return func.unix_timestamp(column)
 
 
 def _locations(house_id: int) -> Any:
@@ -97,11 +87,7 @@ def house_series(engine: Engine, house_id: int, days: int, now: datetime) -> dic
     start = end - days * 86_400
     step = max(300, (end - start) // POINTS)
     first = start - start % step
-    epoch = _epoch(engine, Reading.time)
-    # SQLite divides integers as integers; elsewhere the division is exact, so floor it.
-    # (``//`` on SQLite: SQLAlchemy's ``/`` is true division, one bucket per reading.)
-    bucket = ((epoch - first) // step if engine.dialect.name == "sqlite"
-              else func.floor((epoch - first) / step))
+    bucket = time_bucket(engine.dialect.name, Reading.time, first, step)
     since = now - timedelta(days=days)
     with engine.connect() as conn:
         locations = conn.execute(_locations(house_id)).all()

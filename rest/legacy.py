@@ -86,8 +86,7 @@ def legacy_body(resource: Resource, body: Any) -> Any:
     ``__table__`` loses that key, a null ``id`` (the original's "assign one") and the
     original's columns this schema does not have (``House.serverid``, ``NodeType.seq``...);
     a one-element list is its row. Native bodies pass unchanged."""
-    if isinstance(body, list) and len(body) == 1:
-        body = body[0]
+    body = _one_row(body)
     if not isinstance(body, dict) or "__table__" not in body:
         return body
     out = {k: v for k, v in body.items() if k in resource.fields}
@@ -328,9 +327,13 @@ async def post_push_status(request: Request, principal: WriterKey, state: State)
                               "version": checkin.version}, status_code=201)
 
 
+def _one_row(body: Any) -> Any:
+    """The original client sometimes sends its row as a one-element list."""
+    return body[0] if isinstance(body, list) and len(body) == 1 else body
+
+
 def legacy_body_any(body: Any) -> dict[str, Any]:
-    if isinstance(body, list) and len(body) == 1:
-        body = body[0]
+    body = _one_row(body)
     if not isinstance(body, dict):
         raise bad_request("send a JSON object")
     return body

@@ -16,7 +16,7 @@ import operator
 import sys
 import zlib
 from array import array
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import repeat
 from typing import Any, cast
@@ -157,10 +157,7 @@ class BatchPayload:
                     out.append(0)
                 else:
                     out.append(1)
-                    bits = bytearray((m + 7) >> 3)
-                    for i in s.rows:
-                        bits[i >> 3] |= 1 << (i & 7)
-                    out += bits
+                    bitmap(out, m, s.rows)
                 if s.values_col:
                     out += s.values_col
                 else:
@@ -286,19 +283,21 @@ def decimal_scale(values: Sequence[float]) -> tuple[int, list[int]] | None:
     return None
 
 
+def bitmap(out: bytearray, n: int, positions: Iterable[int]) -> None:
+    """An n-bit map with ``positions`` set: bit i in byte i // 8 at 1 << (i % 8)."""
+    bits = bytearray((n + 7) >> 3)
+    for i in positions:
+        bits[i >> 3] |= 1 << (i & 7)
+    out += bits
+
+
 def value_column(out: bytearray, values: Sequence[float | None]) -> None:
     if not values:
         return  # a column of no values is absent
     if None in values:  # NULL is data (a reading the logger could not take)
         out.append(WITH_NULLS)
-        bits = bytearray((len(values) + 7) >> 3)
-        present: list[float] = []
-        for i, v in enumerate(values):
-            if v is not None:
-                bits[i >> 3] |= 1 << (i & 7)
-                present.append(v)
-        out += bits
-        value_column(out, present)
+        bitmap(out, len(values), [i for i, v in enumerate(values) if v is not None])
+        value_column(out, [v for v in values if v is not None])
         return
     values = cast("Sequence[float]", values)
     scaled = decimal_scale(values)
