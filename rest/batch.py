@@ -18,10 +18,9 @@ from dataclasses import dataclass, field
 from itertools import repeat
 from typing import Any
 
-from sqlalchemy import Connection, Table, and_, or_, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Connection, and_, or_, select
 
-from models import NodeState, Reading, SensorType
+from models import SensorType
 from models.protocol import codes
 from models.protocol.ack import MAX_RUNS, Ack, RejectedRun, merge_runs
 from models.protocol.batch import BatchTooLarge, MalformedBatch
@@ -34,15 +33,15 @@ from models.protocol.decode import (
 )
 from rest.authz import REPLACES_FOREIGN_READING, WriteRule
 from rest.body import BinaryBatch
+from rest.bulkwrite import NODESTATES, READINGS, Row, RowWriter, Stream
 from rest.daycache import invalidate
 from rest.errors import ApiError, bad_request
 from rest.keys import Principal
 from rest.times import from_micros, to_micros, utcnow
-from rest.upsert import insert_literal_rows, upsert
 
 DAY_US = 86_400_000_000
 _GROUPS_PER_QUERY = 50
-_MYSQL_DUPLICATE_KEY = 1062
+DEFAULT_WRITER = RowWriter()  # scripts and tests; the server passes its own
 
 
 Rejected = RejectedRun  # a run of rows of one kind refused for one reason
@@ -176,7 +175,6 @@ def _ints_in_range(column: list[Any], bound: int) -> bool:
 
 # Rows as tuples: readings (nodeId, type, µs, locationId, value); node states
 # (nodeId, µs, seq_num, parent, rssi, localtime). The natural key is the first three.
-Row = tuple[Any, ...]
 
 
 def _valid_readings(
@@ -240,38 +238,8 @@ def _valid_states(
 # --- applying: read what exists for these keys, write only what is new or different ---------
 
 
-@dataclass(frozen=True)
-class _Stream:
-    table: Table
-    columns: tuple[str, ...]  # the row tuple's columns; "time" holds µs
-    group: tuple[str, ...]  # key columns that select one index range
-    key: tuple[str, ...]  # the natural key (group + time [+ seq_num]): the tuple's first ones
-    replace: tuple[str, ...]  # columns a re-sent row overwrites
-
-    @property
-    def replaced_at(self) -> tuple[int, ...]:
-        """Where the replaced columns are in a row tuple."""
-        return tuple(self.columns.index(c) for c in self.replace)
-
-
-READINGS = _Stream(
-    Reading.__table__,  # type: ignore[arg-type]
-    ("nodeId", "type", "time", "locationId", "value"),
-    ("nodeId", "type"),
-    ("nodeId", "type", "time"),
-    ("value", "locationId"),
-)
-NODESTATES = _Stream(
-    NodeState.__table__,  # type: ignore[arg-type]
-    ("nodeId", "time", "seq_num", "parent", "rssi", "localtime"),
-    ("nodeId",),
-    ("nodeId", "time", "seq_num"),
-    ("parent", "rssi", "localtime"),
-)
-
-
 def _existing(
-    conn: Connection, stream: _Stream, keys: Iterable[tuple[Any, ...]]
+    conn: Connection, stream: Stream, keys: Iterable[tuple[Any, ...]]
 ) -> dict[tuple[Any, ...], tuple[Any, ...]]:
     """Stored rows among ``keys`` (times in µs): natural key → replaced columns."""
     t = stream.table
@@ -309,9 +277,10 @@ Guard = Callable[[dict[tuple[Any, ...], tuple[Any, ...]]], tuple[set[tuple[Any, 
 
 def _apply(
     conn: Connection,
-    stream: _Stream,
+    stream: Stream,
     valid: Iterator[Row],
     result: BatchResult,
+    writer: RowWriter,
     guard: Guard | None = None,
 ) -> None:
     rows: dict[tuple[Any, ...], Row] = {}
@@ -348,18 +317,7 @@ def _apply(
     # Sorted by natural key (unique, so no ties): one lock order for every writer.
     new.sort()
     changed.sort()
-    if conn.dialect.name in ("mysql", "mariadb"):
-        _write_mysql(conn, stream, new, changed)
-    elif new or changed:
-        ti = stream.columns.index("time")
-        dicts = [
-            {
-                c: (from_micros(v) if i == ti else v)
-                for i, (c, v) in enumerate(zip(stream.columns, row, strict=True))
-            }
-            for row in sorted(new + changed)
-        ]
-        conn.execute(upsert(conn.dialect, stream.table, stream.key, stream.replace), dicts)
+    writer.write(conn, stream, new, changed)
     result.stored += len(new) + len(changed)
 
 
@@ -372,22 +330,6 @@ def _same_bits(old: tuple[Any, ...], new: tuple[Any, ...]) -> bool:
     return old == new and all(
         math.copysign(1.0, a) == math.copysign(1.0, b)
         for a, b in zip(old, new, strict=True) if type(a) is float and type(b) is float)
-
-
-def _write_mysql(conn: Connection, stream: _Stream, new: list[Row], changed: list[Row]) -> None:
-    """New rows with a plain INSERT (InnoDB takes them ~15 % faster than an upsert), changed
-    ones with the upsert. A concurrent writer may have stored some "new" row since we looked:
-    then the INSERT fails as a whole (MySQL undoes just that statement) and the upsert does
-    the job."""
-    if new:
-        try:
-            insert_literal_rows(conn, stream.table, stream.columns, new)
-        except IntegrityError as exc:
-            if getattr(exc.orig, "args", (None,))[0] != _MYSQL_DUPLICATE_KEY:
-                raise
-            changed = sorted(changed + new)
-    if changed:
-        insert_literal_rows(conn, stream.table, stream.columns, changed, stream.replace)
 
 
 def _foreign_readings_guard(rule: WriteRule, batch: Batch, result: BatchResult) -> Guard:
@@ -418,7 +360,9 @@ def _foreign_readings_guard(rule: WriteRule, batch: Batch, result: BatchResult) 
     return guard
 
 
-def apply_batch(conn: Connection, principal: Principal, batch: Batch) -> BatchResult:
+def apply_batch(
+    conn: Connection, principal: Principal, batch: Batch, writer: RowWriter = DEFAULT_WRITER
+) -> BatchResult:
     result = BatchResult()
     rule = WriteRule(conn, principal)
     latest = to_micros(utcnow()) + DAY_US
@@ -426,7 +370,7 @@ def apply_batch(conn: Connection, principal: Principal, batch: Batch) -> BatchRe
         reading_problems = _reading_series_problems(rule, batch)
         valid = _valid_readings(batch, reading_problems, latest, result)
         guard = None if rule.unrestricted else _foreign_readings_guard(rule, batch, result)
-        _apply(conn, READINGS, valid, result, guard)
+        _apply(conn, READINGS, valid, result, writer, guard)
         # The house page's cached days of these locations are stale now (rest/daycache.py).
         # Only times the batch could store: the others were rejected, and may not even be
         # dates (a hostile batch's year 300,000).
@@ -434,5 +378,6 @@ def apply_batch(conn: Connection, principal: Principal, batch: Batch) -> BatchRe
                           for us in {t - t % DAY_US for t in s.t if 0 <= t <= latest}))
     if batch.nodestates:
         state_problems = _state_series_problems(rule, batch)
-        _apply(conn, NODESTATES, _valid_states(batch, state_problems, latest, result), result)
+        states = _valid_states(batch, state_problems, latest, result)
+        _apply(conn, NODESTATES, states, result, writer)
     return result

@@ -14,6 +14,7 @@ from base.db import make_engine, redact
 from base.errors import CogentError, ConfigError
 from base.migrate import DB_URL_ENV
 from models.access import ROLE_SITE, ROLES
+from rest.bulkwrite import WRITE_PATHS
 from rest.keys import KeyProblem, create_key, list_keys, revoke_key
 from rest.settings import DEFAULT_PORT, MIB, Settings
 
@@ -71,6 +72,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="batches one worker applies at once; more are answered 429 with Retry-After "
         "(default 0: the database pool's size, 4 on SQLite)",
+    )
+    serve.add_argument(
+        "--write-path",
+        choices=WRITE_PATHS,
+        default="auto",
+        help="how new rows are written: insert (multi-row INSERT), bulk (LOAD DATA LOCAL "
+        "INFILE on MariaDB/MySQL, COPY on PostgreSQL) or auto, the faster one as measured: "
+        "COPY on PostgreSQL, INSERT on MariaDB/MySQL (default %(default)s)",
     )
     serve.add_argument(
         "--body-timeout",
@@ -258,6 +267,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             statement_timeout=args.statement_timeout,
             pool_timeout=args.pool_timeout,
             max_batches=args.max_batches,
+            write_path=args.write_path,
             body_timeout=args.body_timeout,
             header_timeout=args.header_timeout,
             shutdown_timeout=args.shutdown_timeout,

@@ -245,7 +245,7 @@ async def post_bulk(request: Request, principal: WriterKey, state: State) -> Res
     with state.admission.batch():
         started = time.monotonic()
         result = await run_in_threadpool(
-            run_write, state.engine, lambda conn: apply_batch(conn, principal, batch))
+            run_write, state.engine, lambda conn: apply_batch(conn, principal, batch, state.writer))
     rejected = sum(r.count for r in result.rejected)
     state.metrics.batch("cogent-house", result.stored, result.unchanged, rejected,
                         time.monotonic() - started)

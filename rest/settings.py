@@ -31,6 +31,8 @@ class Settings:
     # Batches applied at once per worker; more get 429 + Retry-After (0: as many as the pool
     # has connections, 4 on SQLite, which has one writer anyway).
     max_batches: int = 0
+    # How new rows are written (rest/bulkwrite.py): auto, insert or bulk.
+    write_path: str = "auto"
     # Seconds a request's whole body may take to arrive (408 after).
     body_timeout: float = 60.0
     # Seconds a request's headers may take to arrive (the connection is closed after).

@@ -12,6 +12,7 @@ from sqlalchemy import Engine, event
 
 from base.db import make_engine
 from rest.admission import Admission
+from rest.bulkwrite import RowWriter
 from rest.counters import Metrics
 from rest.settings import Settings
 
@@ -42,6 +43,7 @@ class AppState:
     admission: Admission
     metrics: Metrics
     batch_touch: TouchThrottle
+    writer: RowWriter
 
 
 def limit_statement_time(engine: Engine, seconds: float) -> None:
@@ -71,11 +73,14 @@ def build_state(settings: Settings) -> AppState:
     if not settings.db_url.startswith("sqlite"):
         kwargs = {"pool_size": settings.pool_size, "max_overflow": settings.pool_overflow,
                   "pool_timeout": settings.pool_timeout}
+    writer = RowWriter(settings.write_path)
+    if settings.db_url.startswith(("mysql", "mariadb")) and writer.bulk_for("mysql"):
+        kwargs["connect_args"] = {"local_infile": True}  # else PyMySQL refuses LOAD DATA LOCAL
     engine = make_engine(settings.db_url, **kwargs)
     limit_statement_time(engine, settings.statement_timeout)
     return AppState(settings, engine, TouchThrottle(settings.touch_interval),
                     Admission(settings.batch_limit()), Metrics(engine),
-                    TouchThrottle(settings.touch_interval))
+                    TouchThrottle(settings.touch_interval), writer)
 
 
 def get_state(request: Request) -> AppState:

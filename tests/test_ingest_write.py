@@ -11,7 +11,8 @@ from sqlalchemy import insert, select
 from base.db import write_engine
 from models import NodeState, Reading
 from models.base import table_of
-from rest.batch import NODESTATES, READINGS, _write_mysql, apply_batch, parse_batch
+from rest.batch import apply_batch, parse_batch
+from rest.bulkwrite import NODESTATES, READINGS, _write_mysql
 from rest.keys import Principal
 from rest.times import from_micros, to_micros
 from rest.upsert import float_literal, time_literal

@@ -70,9 +70,9 @@ async def post_batch(request: Request, principal: WriterKey, state: State) -> Re
         started = time.monotonic()
         try:
             ack = await run_in_threadpool(
-                run_write, state.engine, lambda conn: apply_batch(conn, principal, batch).ack(
-                    digest, batch.rows)
-            )
+                run_write, state.engine,
+                lambda conn: apply_batch(conn, principal, batch, state.writer).ack(
+                    digest, batch.rows))
         except TooManyRuns as exc:  # nothing was stored: the transaction rolled back
             raise ApiError(422, str(exc)) from None
     rejected = sum(r.count for r in ack.rejected)
