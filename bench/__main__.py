@@ -13,7 +13,7 @@ from bench.remote import REPO, MariaDB
 from bench.report import render, table
 from bench.scenarios import Options, Results, catchup, encodings, fleet, memory
 
-SCENARIOS = ("catchup", "memory", "fleet", "encodings", "adoption")
+SCENARIOS = ("catchup", "memory", "fleet", "encodings", "adoption", "catchup-pg", "catchup-galera")
 
 
 def _ints(text: str) -> tuple[int, ...]:
@@ -46,17 +46,35 @@ def parse_args(argv: list[str]) -> tuple[Options, argparse.Namespace]:
         type=int,
         help="readings in the Cogent-house database adopted (default N)",
     )
-    p.add_argument("--stations", type=int, help="fleet size (default 100)")
     p.add_argument(
-        "--station-readings",
+        "--stations", type=_ints,
+        help="fleet sizes, comma-separated (default 100,1000; quick 10,30)",
+    )
+    p.add_argument(
+        "--fleet-readings",
         type=int,
-        help="readings per fleet station (default 10,000; quick 300)",
+        help="readings of a whole fleet, shared among its stations "
+        "(default 1,000,000; quick 3,000)",
+    )
+    p.add_argument(
+        "--station-readings", type=int,
+        help="readings per fleet station (overrides --fleet-readings)",
     )
     p.add_argument("--fleet-workers", type=_ints, default=(1, 2), help="server workers (1,2)")
     p.add_argument("--fleet-procs", type=int, default=4, help="processes the fleet runs in")
     p.add_argument("--pushlimit", type=int, default=5000, help="rows per batch (default 5000)")
     p.add_argument(
         "--mysql", default="mysql://root@127.0.0.1:3306/mysql", help="MariaDB server (admin URL)"
+    )
+    p.add_argument(
+        "--postgres",
+        default="postgresql://postgres@127.0.0.1:5432/postgres",
+        help="PostgreSQL server for catchup-pg (admin URL)",
+    )
+    p.add_argument(
+        "--galera",
+        default="mysql://root@127.0.0.1:3311/mysql",
+        help="a Galera node for catchup-galera; started with etc/galera-cluster.sh when down",
     )
     p.add_argument("--workdir", type=Path, default=REPO / "var" / "bench")
     p.add_argument("--out", type=Path, help="report path (default docs/BENCHMARKS.md)")
@@ -75,8 +93,9 @@ def parse_args(argv: list[str]) -> tuple[Options, argparse.Namespace]:
         readings=n,
         memory_readings=args.memory_readings or (n, 5 * n),
         baseline_readings=args.baseline_readings or min(n, 200_000),
-        stations=args.stations or 100,
-        station_readings=args.station_readings or (300 if args.quick else 10_000),
+        stations=args.stations or ((10, 30) if args.quick else (100, 1000)),
+        station_readings=args.station_readings or 0,
+        fleet_readings=args.fleet_readings or (3_000 if args.quick else 1_000_000),
         fleet_workers=args.fleet_workers,
         fleet_procs=args.fleet_procs,
         pushlimit=args.pushlimit,
@@ -111,6 +130,14 @@ def main(argv: list[str] | None = None) -> Results:
         memory(opts, db, res)
     if "fleet" in only:
         fleet(opts, db, res)
+    if "catchup-pg" in only:
+        from bench.postgres import PostgreSQL, catchup_postgresql
+
+        catchup_postgresql(opts, PostgreSQL(args.postgres, prefix=args.db_prefix), res)
+    if "catchup-galera" in only:
+        from bench.galera import catchup_galera
+
+        catchup_galera(opts, args.galera, args.db_prefix, res)
     if "adoption" in only:
         from bench.adoption import adoption
 

@@ -73,6 +73,7 @@ class CycleResult:
     requests: int
     bytes: int  # everything the cycle sent and received, headers included
     streams: dict[str, StreamTraffic]
+    busy: int = 0  # 429/503 + Retry-After answers waited for
 
 
 def _cycle(config: Config, engine: Any, client: MeasuredClient) -> CycleResult:
@@ -90,6 +91,7 @@ def _cycle(config: Config, engine: Any, client: MeasuredClient) -> CycleResult:
         requests=report.requests,
         bytes=report.bytes_sent + report.bytes_received,
         streams=client.streams,
+        busy=report.busy,
     )
 
 

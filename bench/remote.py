@@ -12,7 +12,7 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pymysql
 from sqlalchemy import make_url
@@ -23,6 +23,14 @@ from base.migrate import upgrade
 
 REPO = Path(__file__).resolve().parent.parent
 METADATA_TABLES = ("Deployment", "House", "RoomType", "Room", "Location", "Node", "Sensor")
+
+
+class RemoteDatabase(Protocol):
+    """What the scenarios need of a central database server (MariaDB, PostgreSQL, Galera)."""
+
+    def create(self, label: str) -> str: ...
+    def drop(self, url: str) -> None: ...
+    def count(self, url: str, table: str) -> int: ...
 
 
 def free_port() -> int:

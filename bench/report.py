@@ -98,8 +98,8 @@ def rows(res: Results, opts: Options) -> list[tuple[str, str, str, str, str]]:
             )
         )
         for key, name, target in (
-            ("direct_rate", "(a) direct copy, executemany INSERT", 1.0),
-            ("load_rate", "(b) LOAD DATA LOCAL INFILE", 0.3),
+            ("direct_rate", "(a) direct copy, executemany INSERT", 1.3),
+            ("load_rate", "(b) LOAD DATA LOCAL INFILE", 0.85),
             ("base_rate", "(c) Cogent-house protocol baseline", 20.0),
         ):
             if key in g:
@@ -183,16 +183,19 @@ def rows(res: Results, opts: Options) -> list[tuple[str, str, str, str, str]]:
                 _verdict(g["idle_requests"] <= 2 and g["idle_bytes"] <= 2048),
             )
         )
-    for workers, run in (g.get("fleet") or {}).items():
+    out += _catchup_elsewhere(res)
+    for i, run in enumerate((g.get("fleet") or {}).values()):
         out.append(
             (
-                "5 Fleet" if workers == sorted(g["fleet"])[0] else "",
-                f"{run['stations']} base stations at once, server with {workers} worker(s)",
+                "5 Fleet" if i == 0 else "",
+                f"{run['stations']} base stations at once, server with {run.get('workers', 1)} "
+                f"worker(s)",
                 f"{_n(run['readings_per_s'])} readings/s; batch latency p50 "
                 f"{run['p50'] * 1000:.0f} ms, p99 {run['p99'] * 1000:.0f} ms "
-                f"({run['batches']} batches); delivered {_n(run['delivered'][0])}/"
-                f"{_n(run['expected'][0])} readings, {_n(run['delivered'][1])}/"
-                f"{_n(run['expected'][1])} node states",
+                f"({run['batches']} batches); server RSS {run.get('server_rss_mib', 0):.0f} MiB; "
+                f"{_n(run.get('busy', 0))} answered 429 and waited for; delivered "
+                f"{_n(run['delivered'][0])}/{_n(run['expected'][0])} readings, "
+                f"{_n(run['delivered'][1])}/{_n(run['expected'][1])} node states",
                 "nothing lost, p99 reported",
                 _verdict(bool(run["all_delivered"])),
             )
@@ -211,6 +214,35 @@ def rows(res: Results, opts: Options) -> list[tuple[str, str, str, str, str]]:
                          and adopted["rss_mib"] <= 200),
             )
         )
+    return out
+
+
+def _catchup_elsewhere(res: Results) -> list[tuple[str, str, str, str, str]]:
+    """The catch-up on PostgreSQL and on the Galera cluster, beside their direct copies."""
+    out: list[tuple[str, str, str, str, str]] = []
+    sections = (
+        ("catchup_pg", "1b Catch-up, PostgreSQL", "PostgreSQL",
+         (("executemany", "(a) direct copy, executemany INSERT"),
+          ("copy", "(b) direct COPY FROM STDIN"))),
+        ("catchup_galera", "1c Catch-up, Galera", "a 3-node Galera cluster",
+         (("direct", "(a) direct copy, executemany INSERT"),
+          ("loaddata", "(b) LOAD DATA LOCAL INFILE"))),
+    )
+    for key, scenario, where, others in sections:
+        f = res.figures.get(key)
+        if not f or "ours" not in f:
+            continue
+        cu = f["ours"]["catchup"]
+        ours = _rate(cu["readings"], cu["seconds"])
+        out.append((scenario, f"cogent-sync: SQLite → pusher → REST → {where}",
+                    f"{_n(ours)} readings/s ({_n(cu['readings'])} readings in "
+                    f"{cu['seconds']:.1f} s; all delivered: "
+                    f"{'yes' if f['ours_delivered'] else 'NO'})", "", ""))
+        for other, name in others:
+            if other in f:
+                rate = _rate(f[other]["readings"], f[other]["seconds"])
+                out.append(("", name, f"{_n(rate)} readings/s → ours **{_ratio(ours, rate):.2f}x**",
+                            "", ""))
     return out
 
 

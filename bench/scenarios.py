@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +16,14 @@ from typing import Any
 
 from bench import baseline, copies
 from bench.dataset import Dataset, fleet_datasets, make_dataset
-from bench.remote import REPO, MariaDB, baseline_server, cogent_server, create_keys
+from bench.remote import (
+    REPO,
+    MariaDB,
+    RemoteDatabase,
+    baseline_server,
+    cogent_server,
+    create_keys,
+)
 
 
 @dataclass
@@ -22,8 +31,9 @@ class Options:
     readings: int = 1_000_000
     memory_readings: tuple[int, ...] = (1_000_000, 5_000_000)
     baseline_readings: int = 200_000
-    stations: int = 100
-    station_readings: int = 10_000
+    stations: tuple[int, ...] = (100, 1000)
+    station_readings: int = 0  # per station; 0: fleet_readings shared among the stations
+    fleet_readings: int = 1_000_000
     fleet_workers: tuple[int, ...] = (1, 2)
     fleet_procs: int = 4
     pushlimit: int = 5000
@@ -95,7 +105,7 @@ def run_pusher(config: Path) -> dict[str, Any]:
 
 
 def push_through_server(
-    opts: Options, db: MariaDB, data: Dataset, label: str
+    opts: Options, db: RemoteDatabase, data: Dataset, label: str
 ) -> tuple[dict[str, Any], tuple[int, int]]:
     """Catch up ``data`` through a fresh cogent-rest server; (pushrun output, remote counts)."""
     url = db.create(label)
@@ -118,7 +128,7 @@ def push_through_server(
             db.drop(url)
 
 
-def catchup(opts: Options, db: MariaDB, res: Results) -> None:
+def catchup(opts: Options, db: MariaDB, res: Results, baseline_too: bool = True) -> None:
     say(opts, f"catch-up: dataset of {opts.readings:,} readings")
     data = make_dataset(opts.readings, opts.cache)
     f = res.figures
@@ -153,6 +163,8 @@ def catchup(opts: Options, db: MariaDB, res: Results) -> None:
             f"catch-up delivered {counts} rows, expected {(data.readings, data.nodestates)}"
         )
 
+    if not baseline_too:
+        return
     n = min(opts.baseline_readings, data.readings)
     say(opts, f"  (c) Cogent-house baseline protocol ({n:,} readings)…")
     url = db.create("baseline")
@@ -190,40 +202,76 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[i]
 
 
-def fleet(opts: Options, db: MariaDB, res: Results) -> None:
-    say(opts, f"fleet: {opts.stations} base stations x {opts.station_readings:,} readings")
-    stations = fleet_datasets(opts.stations, opts.station_readings, opts.cache)
-    expected = (sum(s.readings for s in stations), sum(s.nodestates for s in stations))
-    runs = {}
-    for workers in opts.fleet_workers:
-        say(opts, f"  server with {workers} worker(s)…")
-        label = f"fleet{workers}"
-        url = db.create(label)
-        try:
-            keys = create_keys(url, [f"station-{i:03d}" for i in range(len(stations))])
-            with cogent_server(url, workers=workers) as server:
-                configs = []
-                for i, (station, key) in enumerate(zip(stations, keys, strict=True)):
-                    local = station.copy(opts.workdir / label / f"station{i:03d}" / "base.db")
-                    configs.append(
-                        write_config(
-                            local.path.parent / "synchronise.conf",
-                            local.url,
-                            server.url,
-                            key,
-                            opts.pushlimit,
-                        )
-                    )
-                runs[str(workers)] = _fleet_run(opts, configs)
-            counts = (db.count(url, "Reading"), db.count(url, "NodeState"))
-        finally:
-            if not opts.keep:
-                db.drop(url)
-        run = runs[str(workers)]
-        run["delivered"] = counts
-        run["expected"] = expected
-        run["all_delivered"] = counts == expected and run["failed"] == 0
+def fleet(opts: Options, db: RemoteDatabase, res: Results) -> None:
+    """Every fleet size and server worker count: all stations released at one instant."""
+    runs: dict[str, Any] = {}
+    for stations in opts.stations:
+        per_station = opts.station_readings or max(100, opts.fleet_readings // stations)
+        say(opts, f"fleet: {stations} base stations x {per_station:,} readings")
+        data = fleet_datasets(stations, per_station, opts.cache)
+        expected = (sum(s.readings for s in data), sum(s.nodestates for s in data))
+        for workers in opts.fleet_workers:
+            say(opts, f"  server with {workers} worker(s)…")
+            run = _fleet_once(opts, db, data, workers)
+            run["expected"] = expected
+            run["all_delivered"] = run["delivered"] == expected and run["failed"] == 0
+            runs[f"{stations}x{workers}"] = run
     res.figures["fleet"] = runs
+
+
+def _fleet_once(opts: Options, db: RemoteDatabase, data: list[Dataset],
+                workers: int) -> dict[str, Any]:
+    label = f"fleet{len(data)}w{workers}"
+    url = db.create(label)
+    try:
+        keys = create_keys(url, [f"station-{i:04d}" for i in range(len(data))])
+        with cogent_server(url, workers=workers) as server:
+            configs = []
+            for i, (station, key) in enumerate(zip(data, keys, strict=True)):
+                local = station.copy(opts.workdir / label / f"station{i:04d}" / "base.db")
+                configs.append(write_config(local.path.parent / "synchronise.conf", local.url,
+                                            server.url, key, opts.pushlimit))
+            with RssSampler(server.pids) as rss:
+                run = _fleet_run(opts, configs)
+            run["workers"] = workers
+            run["server_rss_mib"] = rss.peak_kib / 1024
+        run["delivered"] = (db.count(url, "Reading"), db.count(url, "NodeState"))
+    finally:
+        if not opts.keep:
+            db.drop(url)
+            shutil.rmtree(opts.workdir / label, ignore_errors=True)
+    return run
+
+
+class RssSampler:
+    """The peak of the summed resident sets of ``pids`` (the server and its workers), sampled
+    every 0.2 s while the block runs."""
+
+    def __init__(self, pids: list[int]):
+        self.pids = pids
+        self.peak_kib = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.2):
+            total = 0
+            for pid in self.pids:
+                try:
+                    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                        if line.startswith("VmRSS:"):
+                            total += int(line.split()[1])
+                except OSError:
+                    pass
+            self.peak_kib = max(self.peak_kib, total)
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 def _fleet_run(opts: Options, configs: list[Path]) -> dict[str, Any]:
@@ -264,6 +312,7 @@ def _fleet_run(opts: Options, configs: list[Path]) -> dict[str, Any]:
         "p50": _percentile(latencies, 0.50),
         "p99": _percentile(latencies, 0.99),
         "max": max(latencies, default=math.nan),
+        "busy": sum(r["result"].get("busy", 0) for r in ok),
     }
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from bench.__main__ import main
-from tests.dbs import MYSQL_ADMIN_URL
+from tests.dbs import MYSQL_ADMIN_URL, PG_ADMIN_URL
 
 pytestmark = pytest.mark.mysql
 
@@ -39,7 +39,7 @@ def test_every_benchmark_scenario_runs_and_delivers_everything(mariadb: str, tmp
             "--readings", "1500",
             "--memory-readings", "1500,3000",
             "--baseline-readings", "600",
-            "--stations", "3",
+            "--stations", "3,5",
             "--station-readings", "120",
             "--fleet-workers", "1",
             "--fleet-procs", "1",
@@ -48,6 +48,8 @@ def test_every_benchmark_scenario_runs_and_delivers_everything(mariadb: str, tmp
             "--db-prefix", f"cgt_bench_{os.getpid()}_{uuid.uuid4().hex[:6]}",
             "--workdir", str(tmp_path / "work"),
             "--out", str(report),
+            "--only", "catchup,memory,fleet,encodings,adoption,catchup-pg",
+            "--postgres", PG_ADMIN_URL,
             "--quiet",
         ]
     )
@@ -58,11 +60,17 @@ def test_every_benchmark_scenario_runs_and_delivers_everything(mariadb: str, tmp
     assert f["direct"]["readings"] == f["loaddata"]["readings"] == 1500
     assert f["ours"]["idle"]["readings"] == 0 and f["ours"]["idle"]["requests"] <= 2
     assert set(f["memory"]) == {"1500", "3000"}
-    assert f["fleet"]["1"]["all_delivered"] is True, f["fleet"]["1"]["errors"]
+    for size in ("3x1", "5x1"):
+        assert f["fleet"][size]["all_delivered"] is True, f["fleet"][size]["errors"]
+        assert f["fleet"][size]["server_rss_mib"] > 10
+    pg = f["catchup_pg"]
+    assert pg["ours_delivered"] is True
+    assert pg["executemany"]["readings"] == pg["copy"]["readings"] == 1500
     assert f["encodings"]["Reading"]["rows"] == 1500
     assert f["adoption"]["copied"] == f["adoption"]["readings"] == 1500
     text = report.read_text()
     for heading in ("# Benchmarks", "## Machine", "## Results", "1 Catch-up", "2 Wire",
-                    "3 Memory", "4 Idle", "5 Fleet", "6 Adoption"):
+                    "3 Memory", "4 Idle", "5 Fleet", "6 Adoption",
+                    "1b Catch-up, PostgreSQL", "5 base stations at once"):
         assert heading in text, heading
     assert not res.notes, res.notes
