@@ -14,6 +14,7 @@ from starlette.staticfiles import StaticFiles
 
 from rest import APPLICATION, __version__, fleet, house_page, legacy, metrics
 from rest.auth import refuse_keys_in_query
+from rest.daywarmer import DayWarmer
 from rest.errors import install_error_handlers
 from rest.pages import install_offline_docs
 from rest.responses import JSONBytesResponse
@@ -32,9 +33,13 @@ Keys travel only in `Authorization: Bearer <key>`. Errors are JSON:
 def create_app(settings: Settings) -> FastAPI:
     state = build_state(settings)
 
+    warmer = DayWarmer(state.engine, settings.warm_interval)
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        warmer.start()
         yield
+        warmer.stop()
         state.engine.dispose()
 
     app = FastAPI(

@@ -74,6 +74,15 @@ def build_parser() -> argparse.ArgumentParser:
         "(default 0: the database pool's size, 4 on SQLite)",
     )
     serve.add_argument(
+        "--warm-interval",
+        type=float,
+        default=600.0,
+        metavar="SECONDS",
+        help="how often each worker fills the house pages' cache of daily averages in the "
+        "background, so a year's plot is quick on its first view (0: never; default "
+        "%(default)s)",
+    )
+    serve.add_argument(
         "--write-path",
         choices=WRITE_PATHS,
         default="auto",
@@ -248,6 +257,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         raise ConfigError("--workers must be at least 1")
     if not 0 <= args.max_batches <= 10_000:
         raise ConfigError(f"--max-batches: {args.max_batches} is out of range; use 0..10000")
+    if args.warm_interval and not 1 <= args.warm_interval <= 86_400:
+        raise ConfigError(f"--warm-interval: {args.warm_interval:g} is out of range; use 0 "
+                          f"(never) or 1..86400 seconds")
     for option, value in (("--statement-timeout", args.statement_timeout),
                           ("--pool-timeout", args.pool_timeout),
                           ("--body-timeout", args.body_timeout),
@@ -272,6 +284,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             header_timeout=args.header_timeout,
             shutdown_timeout=args.shutdown_timeout,
             silent_after=args.silent_after,
+            warm_interval=args.warm_interval,
         )
     )
     return 0

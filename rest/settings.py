@@ -41,6 +41,8 @@ class Settings:
     shutdown_timeout: float = 10.0
     # The fleet page calls a station silent after this long without contact (late after a third).
     silent_after: float = 900.0
+    # Seconds between fillings of the house page's day cache in the background (0: never).
+    warm_interval: float = 600.0
 
     def batch_limit(self) -> int:
         if self.max_batches:
