@@ -22,68 +22,26 @@ import orjson
 from sqlalchemy import Connection, Engine, or_, select
 from sqlalchemy.orm import Session
 
-from models import (
-    Deployment,
-    House,
-    Location,
-    Node,
-    NodeType,
-    Room,
-    RoomType,
-    Sensor,
-    SensorType,
-)
+from models import Deployment, House, Location, Node, Sensor
+from models.protocol.mapspec import BY_NAME
+from models.protocol.mapspec import MAP_TYPES as MAP_SPEC
 from push.client import RemoteClient
 from push.ledger import LocalStore, MappedRow
 
 log = logging.getLogger(__name__)
 
-# Parents before children; the order of the map request's lists.
-MAP_TYPES = (
-    "sensortype",
-    "nodetype",
-    "roomtype",
-    "room",
-    "deployment",
-    "house",
-    "location",
-    "node",
-    "sensor",
-)
-# type → model and (request field, referenced type) pairs
-MODELS: dict[str, Any] = {
-    "sensortype": SensorType,
-    "nodetype": NodeType,
-    "roomtype": RoomType,
-    "room": Room,
-    "deployment": Deployment,
-    "house": House,
-    "location": Location,
-    "node": Node,
-    "sensor": Sensor,
-}
+# Parents before children; the order of the map request's lists (models/protocol/mapspec.py).
+MAP_TYPES = tuple(t.name for t in MAP_SPEC)
+MODELS: dict[str, Any] = {t.name: t.model for t in MAP_SPEC}
+# type → ((request field, model attribute, referenced type), ...)
 REFERENCES: dict[str, tuple[tuple[str, str, str], ...]] = {
-    # type: ((request field, model attribute, referenced type), ...)
-    "room": (("roomType", "roomTypeId", "roomtype"),),
-    "house": (("deployment", "deploymentId", "deployment"),),
-    "location": (("house", "houseId", "house"), ("room", "roomId", "room")),
-    "node": (("location", "locationId", "location"), ("nodeType", "nodeTypeId", "nodetype")),
-    "sensor": (("node", "nodeId", "node"), ("sensorType", "sensorTypeId", "sensortype")),
+    t.name: tuple((r.wire, r.column, r.target) for r in t.refs) for t in MAP_SPEC if t.refs
 }
 TABLE_NAMES = {t: MODELS[t].__tablename__ for t in MAP_TYPES}
 # Fields (request names) without which the remote cannot match or create a row. Cogent-house
 # allowed NULL in them, so an adopted database can hold such rows: each is held back, with
 # what depends on it, instead of failing the whole map request.
-REQUIRED: dict[str, tuple[str, ...]] = {
-    "sensortype": ("name", "code", "units"),
-    "nodetype": ("name",),
-    "roomtype": ("name",),
-    "room": ("name",),
-    "deployment": ("name",),
-    "house": ("deployment", "address"),
-    "location": ("house", "room"),
-    "sensor": ("node", "sensorType"),
-}
+REQUIRED: dict[str, tuple[str, ...]] = {t.name: t.needed for t in MAP_SPEC}
 
 
 def iso(value: datetime | None) -> str | None:
@@ -93,38 +51,9 @@ def iso(value: datetime | None) -> str | None:
 def request_row(kind: str, obj: Any) -> dict[str, Any]:
     """The map-request form of one local row; references are local keys."""
     row: dict[str, Any] = {"key": obj.id}
-    if kind == "sensortype":
-        row |= {
-            "name": obj.name,
-            "code": obj.code,
-            "units": obj.units,
-            "c0": obj.c0,
-            "c1": obj.c1,
-            "c2": obj.c2,
-            "c3": obj.c3,
-        }
-    elif kind == "nodetype":
-        row |= {"name": obj.name, "period": obj.period}
-    elif kind in ("roomtype", "room"):
-        row["name"] = obj.name
-    elif kind == "deployment":
-        row |= {
-            "name": obj.name,
-            "description": obj.description,
-            "startDate": iso(obj.startDate),
-            "endDate": iso(obj.endDate),
-        }
-    elif kind == "house":
-        row |= {
-            "address": obj.address,
-            "startDate": iso(obj.startDate),
-            "endDate": iso(obj.endDate),
-        }
-    elif kind == "sensor":
-        row |= {
-            "calibrationSlope": obj.calibrationSlope,
-            "calibrationOffset": obj.calibrationOffset,
-        }
+    for f in BY_NAME[kind].fields:
+        value = getattr(obj, f.name)
+        row[f.name] = iso(value) if f.json == "time" else value
     for field_name, attr, _ in REFERENCES.get(kind, ()):
         row[field_name] = getattr(obj, attr)
     return row

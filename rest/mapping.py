@@ -21,17 +21,8 @@ from typing import Any
 from sqlalchemy import Connection, Table, and_, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from models import (
-    Deployment,
-    House,
-    Location,
-    Node,
-    NodeType,
-    Room,
-    RoomType,
-    Sensor,
-    SensorType,
-)
+from models.base import table_of
+from models.protocol.mapspec import MAP_TYPES, MapRef
 from rest.authz import (
     ASK_OPERATOR,
     CATALOGUE_NOUN,
@@ -45,13 +36,7 @@ from rest.keys import Principal
 from rest.resources import RESOURCES, Field
 from rest.values import BadValue, from_json
 
-
-@dataclass(frozen=True)
-class Ref:
-    wire: str  # field name in the request ("deployment")
-    column: str  # column it fills ("deploymentId")
-    target: str  # type whose keys it names
-    required: bool
+Ref = MapRef
 
 
 @dataclass(frozen=True)
@@ -65,72 +50,11 @@ class Spec:
     create_needs: tuple[str, ...] = ()  # plain fields needed only to create the row
 
 
-def _t(model: Any) -> Table:
-    table: Table = model.__table__
-    return table
-
-
-# Parents before children: the order rows are resolved in.
+# Parents before children: the order rows are resolved in (models/protocol/mapspec.py).
 SPECS: dict[str, Spec] = {
-    "sensortype": Spec(
-        _t(SensorType),
-        ("id",),
-        ("name", "code", "units", "c0", "c1", "c2", "c3"),
-        create_needs=("name", "code", "units"),
-    ),
-    "nodetype": Spec(
-        _t(NodeType), ("id",), ("name", "period", "configured"), create_needs=("name",)
-    ),
-    "roomtype": Spec(_t(RoomType), ("name",), ("name",), required=("name",)),
-    "room": Spec(
-        _t(Room),
-        ("name",),
-        ("name",),
-        refs=(Ref("roomType", "roomTypeId", "roomtype", False),),
-        mutable=("roomTypeId",),
-        required=("name",),
-    ),
-    "deployment": Spec(
-        _t(Deployment),
-        ("name",),
-        ("name", "description", "startDate", "endDate"),
-        mutable=("description", "startDate", "endDate"),
-        required=("name",),
-    ),
-    "house": Spec(
-        _t(House),
-        ("deploymentId", "address"),
-        ("address", "startDate", "endDate"),
-        refs=(Ref("deployment", "deploymentId", "deployment", True),),
-        mutable=("startDate", "endDate"),
-        required=("address",),
-    ),
-    "location": Spec(
-        _t(Location),
-        ("houseId", "roomId"),
-        (),
-        refs=(Ref("house", "houseId", "house", True), Ref("room", "roomId", "room", True)),
-    ),
-    "node": Spec(
-        _t(Node),
-        ("id",),
-        (),
-        refs=(
-            Ref("location", "locationId", "location", False),
-            Ref("nodeType", "nodeTypeId", "nodetype", False),
-        ),
-        mutable=("locationId", "nodeTypeId"),
-    ),
-    "sensor": Spec(
-        _t(Sensor),
-        ("nodeId", "sensorTypeId"),
-        ("calibrationSlope", "calibrationOffset"),
-        refs=(
-            Ref("node", "nodeId", "node", True),
-            Ref("sensorType", "sensorTypeId", "sensortype", True),
-        ),
-        mutable=("calibrationSlope", "calibrationOffset"),
-    ),
+    t.name: Spec(table_of(t.model), t.natural, t.field_names, t.refs, t.mutable, t.required,
+                 t.create_needs)
+    for t in MAP_TYPES
 }
 
 _KEY_FIELD = Field("key", "int", nullable=False, required=True, bits=32)

@@ -6,6 +6,7 @@ from typing import Any
 
 from models.protocol.ack import MAX_RUNS
 from models.protocol.codes import REJECTION_CODES
+from models.protocol.mapspec import MAP_TYPES, MapType
 from rest.resources import Field, Resource
 
 ERROR: dict[str, Any] = {
@@ -71,52 +72,24 @@ _NUM = {"type": "number"}
 _TIME = {"type": ["string", "null"], "format": "date-time"}
 _REF = {"type": ["integer", "null"], "description": "key of a row in the same request"}
 
+_JSON_KINDS: dict[str, dict[str, Any]] = {
+    "str": _STR,
+    "optstr": {"type": ["string", "null"]},
+    "num": _NUM,
+    "int": {"type": "integer"},
+    "time": _TIME,
+}
+
+
+def _map_rows(t: MapType) -> dict[str, Any]:
+    props = {f.name: _JSON_KINDS[f.json] for f in t.fields} | {r.wire: _REF for r in t.refs}
+    return _row(props, [*t.required, *(r.wire for r in t.refs if r.required)])
+
+
 MAP_BODY: dict[str, Any] = {
     "type": "object",
     "additionalProperties": False,
-    "properties": {
-        "sensortype": _row(
-            {
-                "name": _STR,
-                "code": _STR,
-                "units": _STR,
-                "c0": _NUM,
-                "c1": _NUM,
-                "c2": _NUM,
-                "c3": _NUM,
-            },
-            [],
-        ),
-        "nodetype": _row(
-            {
-                "name": _STR,
-                "period": {"type": "integer"},
-                "configured": {"type": ["string", "null"]},
-            },
-            [],
-        ),
-        "roomtype": _row({"name": _STR}, ["name"]),
-        "room": _row({"name": _STR, "roomType": _REF}, ["name"]),
-        "deployment": _row(
-            {
-                "name": _STR,
-                "description": {"type": ["string", "null"]},
-                "startDate": _TIME,
-                "endDate": _TIME,
-            },
-            ["name"],
-        ),
-        "house": _row(
-            {"deployment": _REF, "address": _STR, "startDate": _TIME, "endDate": _TIME},
-            ["deployment", "address"],
-        ),
-        "location": _row({"house": _REF, "room": _REF}, ["house", "room"]),
-        "node": _row({"location": _REF, "nodeType": _REF}, []),
-        "sensor": _row(
-            {"node": _REF, "sensorType": _REF, "calibrationSlope": _NUM, "calibrationOffset": _NUM},
-            ["node", "sensorType"],
-        ),
-    },
+    "properties": {t.name: _map_rows(t) for t in MAP_TYPES},
 }
 
 _ID_MAP = {
