@@ -18,8 +18,10 @@ import os
 import sqlite3
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from bench.remote import MariaDB
 
@@ -36,29 +38,43 @@ class CopyResult:
     seconds: float = 0.0
 
 
-def executemany_copy(db: MariaDB, local: Path, url: str, batch: int = 5000) -> CopyResult:
+def copy_tables(
+    local: Path, chunk: int, write: Callable[[str, tuple[str, ...], list[Any]], None]
+) -> CopyResult:
+    """Every reading and node state of the SQLite file, ``chunk`` rows at a time, handed to
+    ``write(table, columns, rows)`` (which commits); timed and counted."""
     result = CopyResult()
     src = sqlite3.connect(local)
-    dst = db.connect(url)
     t0 = time.perf_counter()
     try:
-        with dst.cursor() as cur:
-            for table, cols in COLUMNS.items():
-                names = ",".join(f"`{c}`" for c in cols)
-                sql = f"INSERT INTO `{table}` ({names}) VALUES ({','.join(['%s'] * len(cols))})"
-                query = src.execute(f'SELECT {", ".join(cols)} FROM "{table}" ORDER BY id')
-                while rows := query.fetchmany(batch):
-                    cur.executemany(sql, rows)
-                    dst.commit()
-                    if table == "Reading":
-                        result.readings += len(rows)
-                    else:
-                        result.nodestates += len(rows)
+        for table, cols in COLUMNS.items():
+            query = src.execute(f'SELECT {", ".join(cols)} FROM "{table}" ORDER BY id')
+            while rows := query.fetchmany(chunk):
+                write(table, cols, rows)
+                if table == "Reading":
+                    result.readings += len(rows)
+                else:
+                    result.nodestates += len(rows)
     finally:
         result.seconds = time.perf_counter() - t0
-        dst.close()
         src.close()
     return result
+
+
+def executemany_copy(db: MariaDB, local: Path, url: str, batch: int = 5000) -> CopyResult:
+    dst = db.connect(url)
+
+    def write(table: str, cols: tuple[str, ...], rows: list[Any]) -> None:
+        names = ",".join(f"`{c}`" for c in cols)
+        with dst.cursor() as cur:
+            cur.executemany(
+                f"INSERT INTO `{table}` ({names}) VALUES ({','.join(['%s'] * len(cols))})", rows)
+        dst.commit()
+
+    try:
+        return copy_tables(local, batch, write)
+    finally:
+        dst.close()
 
 
 def _field(value: object) -> str:
@@ -70,33 +86,23 @@ def _field(value: object) -> str:
 
 
 def load_data_copy(db: MariaDB, local: Path, url: str, chunk: int = 100_000) -> CopyResult:
-    result = CopyResult()
-    src = sqlite3.connect(local)
     dst = db.connect(url, local_infile=True)
     fd, name = tempfile.mkstemp(prefix="cgbench-", suffix=".tsv")
     os.close(fd)
-    t0 = time.perf_counter()
-    try:
+
+    def write(table: str, cols: tuple[str, ...], rows: list[Any]) -> None:
+        with open(name, "w", encoding="utf-8") as f:
+            f.writelines("\t".join(map(_field, row)) + "\n" for row in rows)
         with dst.cursor() as cur:
-            for table, cols in COLUMNS.items():
-                names = ",".join(f"`{c}`" for c in cols)
-                query = src.execute(f'SELECT {", ".join(cols)} FROM "{table}" ORDER BY id')
-                while rows := query.fetchmany(chunk):
-                    with open(name, "w", encoding="utf-8") as f:
-                        f.writelines("\t".join(map(_field, row)) + "\n" for row in rows)
-                    cur.execute(
-                        f"LOAD DATA LOCAL INFILE %s INTO TABLE `{table}` "
-                        f"FIELDS TERMINATED BY '\\t' ({names})",
-                        (name,),
-                    )
-                    dst.commit()
-                    if table == "Reading":
-                        result.readings += len(rows)
-                    else:
-                        result.nodestates += len(rows)
+            cur.execute(
+                f"LOAD DATA LOCAL INFILE %s INTO TABLE `{table}` "
+                f"FIELDS TERMINATED BY '\\t' ({','.join(f'`{c}`' for c in cols)})",
+                (name,),
+            )
+        dst.commit()
+
+    try:
+        return copy_tables(local, chunk, write)
     finally:
-        result.seconds = time.perf_counter() - t0
         Path(name).unlink(missing_ok=True)
         dst.close()
-        src.close()
-    return result

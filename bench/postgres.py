@@ -5,7 +5,6 @@ plain INSERT, and ``COPY … FROM STDIN`` of the rows (the database's own bulk p
 from __future__ import annotations
 
 import sqlite3
-import time
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,7 @@ from psycopg import sql
 from sqlalchemy import make_url
 
 from base.migrate import upgrade
-from bench.copies import COLUMNS, CopyResult
+from bench.copies import CopyResult, copy_tables
 from bench.remote import METADATA_TABLES
 
 
@@ -99,33 +98,23 @@ def direct_copy(pg: PostgreSQL, local: Path, url: str, *, copy: bool,
                 batch: int = 5000) -> CopyResult:
     """Every reading and node state from the SQLite file into ``url``, by ``executemany`` in
     transactions of ``batch`` rows, or by ``COPY`` (one per 100,000 rows)."""
-    result = CopyResult()
-    src = sqlite3.connect(local)
     dst = pg.connect(url)
-    chunk = 100_000 if copy else batch
-    t0 = time.perf_counter()
+
+    def write(table: str, cols: tuple[str, ...], rows: list[Any]) -> None:
+        statement = _statement(table, cols, copy)
+        with dst.cursor() as cur:
+            if copy:
+                with cur.copy(statement) as c:
+                    for row in rows:
+                        c.write_row(row)
+            else:
+                cur.executemany(statement, rows)
+        dst.commit()
+
     try:
-        for table, cols in COLUMNS.items():
-            query = src.execute(f'SELECT {", ".join(cols)} FROM "{table}" ORDER BY id')
-            statement = _statement(table, cols, copy)
-            while rows := query.fetchmany(chunk):
-                with dst.cursor() as cur:
-                    if copy:
-                        with cur.copy(statement) as c:
-                            for row in rows:
-                                c.write_row(row)
-                    else:
-                        cur.executemany(statement, rows)
-                dst.commit()
-                if table == "Reading":
-                    result.readings += len(rows)
-                else:
-                    result.nodestates += len(rows)
+        return copy_tables(local, 100_000 if copy else batch, write)
     finally:
-        result.seconds = time.perf_counter() - t0
         dst.close()
-        src.close()
-    return result
 
 
 def catchup_postgresql(opts: Any, pg: PostgreSQL, res: Any) -> None:

@@ -69,7 +69,7 @@ def write_config(path: Path, local_url: str, resturl: str, key: str, pushlimit: 
                 f"pushlimit = {pushlimit}",
                 "synctime = 60",
                 "backoff_min = 0.5",
-                "backoff_max = 5",
+                "backoff_max = 120",  # a busy server's Retry-After is honoured up to this
                 "loglevel = WARNING",
                 f"logfile = {d / 'push.log'}",
                 f"lockfile = {d / 'push.lock'}",

@@ -241,9 +241,9 @@ def _replies(status: int, schema: dict[str, Any], *errors: int) -> dict[int | st
 async def post_bulk(request: Request, principal: WriterKey, state: State) -> Response:
     limit = state.settings.max_body
     data = await read_body(request, limit)
-    batch = await run_in_threadpool(parse_bulk, data, limit)
-    with state.admission.batch():
+    with state.admission.batch(principal.key_id):  # before decoding: see rest/routes/push.py
         started = time.monotonic()
+        batch = await run_in_threadpool(parse_bulk, data, limit)
         result = await run_in_threadpool(
             run_write, state.engine, lambda conn: apply_batch(conn, principal, batch, state.writer))
     rejected = sum(r.count for r in result.rejected)

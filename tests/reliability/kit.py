@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import insert, text
 from sqlalchemy.engine import make_url
 
 from base.config import Config, load_config
@@ -34,6 +34,7 @@ from models.base import table_of
 from push.ledger import LocalStore
 from push.status import backlog as stream_backlog
 from tests.oracle import Comparison
+from tests.pushkit import count
 
 REPO = Path(__file__).resolve().parents[2]
 # Backends of a test whose small version runs on SQLite in the suite, the rest in torture.
@@ -170,10 +171,10 @@ def caught_up(local_url: str, remote: str = "central") -> Callable[[], bool]:
 
 
 def row_count(url: str, model: type) -> int:
+    """:func:`tests.pushkit.count` of the database at ``url``."""
     engine = make_engine(url)
     try:
-        with engine.connect() as conn:
-            return int(conn.execute(select(func.count()).select_from(table_of(model))).scalar_one())
+        return count(engine, model)
     finally:
         engine.dispose()
 

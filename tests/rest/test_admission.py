@@ -4,6 +4,7 @@ asked and delivers."""
 
 from __future__ import annotations
 
+import math
 import sqlite3
 import threading
 import time
@@ -12,12 +13,13 @@ import httpx
 import pytest
 from sqlalchemy.engine import make_url
 
+from rest.admission import MIN_RETRY_AFTER, WAITING_WINDOW, Admission
+from rest.errors import ApiError
 from tests.live_server import start_server
 from tests.rest.conftest import make_site, readings_batch
 
-pytestmark = pytest.mark.slow  # servers of their own
 
-
+@pytest.mark.slow  # a server of its own
 def test_a_batch_beyond_the_limit_is_a_429_with_retry_after_and_writes_nothing(sqlite_url):
     server = start_server(sqlite_url, max_batches=1)
     try:
@@ -53,3 +55,55 @@ def test_a_batch_beyond_the_limit_is_a_429_with_retry_after_and_writes_nothing(s
         assert again.status_code == 200 and again.json()["stored"] == rows[refused[0]]
     finally:
         server.stop()
+
+
+@pytest.mark.slow  # a server of its own
+def test_a_busy_server_turns_a_batch_away_before_decoding_it(sqlite_url):
+    """A turned-away batch costs the server nothing: a malformed one gets 429, not 400."""
+    server = start_server(sqlite_url, max_batches=1)
+    try:
+        site = make_site(server)
+        held = sqlite3.connect(make_url(sqlite_url).database, timeout=30)
+        held.execute("BEGIN IMMEDIATE")
+        first: dict[str, httpx.Response] = {}
+        sender = threading.Thread(target=lambda: first.__setitem__(
+            "reply", site.batch(readings_batch(site, [1.0]), timeout=60)))
+        sender.start()
+        try:
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                garbage = site.http.post("sync/batch/", content=b"\x00not a batch",
+                                         headers={"Content-Type": "application/octet-stream"})
+                if garbage.status_code == 429:
+                    break
+                assert garbage.status_code == 400  # the place was still free: decoded, refused
+                time.sleep(0.02)
+            assert garbage.status_code == 429, garbage.text
+        finally:
+            held.rollback()
+            held.close()
+            sender.join(60)
+        assert first["reply"].status_code == 200
+    finally:
+        server.stop()
+
+
+def test_retry_after_spreads_the_waiting_stations_over_the_time_they_need():
+    admission = Admission(limit=2)
+    admission.mean_seconds = 0.5
+    admission.active = 2
+    waits = []
+    for key in range(30):  # thirty stations turned away
+        with pytest.raises(ApiError) as refused, admission.batch(key):
+            pass
+        waits.append(int(refused.value.headers["Retry-After"]))
+    assert waits[0] == MIN_RETRY_AFTER
+    assert waits[-1] == 8  # 30 waiting x 0.5 s / 2 places
+    with pytest.raises(ApiError), admission.batch(0):  # the same station: counted once
+        pass
+    assert admission.retry_after(time.monotonic()) == 8
+    admission.active = 0
+    with admission.batch(5):  # admitted: no longer waiting
+        pass
+    assert admission.retry_after(time.monotonic()) == math.ceil(29 * admission.mean_seconds / 2)
+    assert admission.retry_after(time.monotonic() + WAITING_WINDOW + 1) == MIN_RETRY_AFTER

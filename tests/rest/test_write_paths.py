@@ -135,9 +135,9 @@ def test_a_mariadb_refusing_local_infile_is_written_with_insert_and_says_so(
     placed = place_node(engine, 4345, deployment="Paths", address="4 Path Road")
     rows = [(placed.node, 0, T0 + i * STEP, placed.location, 1.5) for i in range(N)]
     writer = RowWriter("bulk")
-    with caplog.at_level(logging.WARNING, "cogent.rest.bulkwrite"):
-        with write_engine(engine).begin() as conn:
-            writer.write(conn, READINGS, rows, [])
+    with (caplog.at_level(logging.WARNING, "cogent.rest.bulkwrite"),
+          write_engine(engine).begin() as conn):
+        writer.write(conn, READINGS, rows, [])
     assert writer.load_data_refused and not writer.bulk_for("mysql")
     assert "local_infile=ON" in caplog.text and "--write-path insert" in caplog.text
     assert len(_stored(engine)[0]) == N
