@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -48,6 +49,24 @@ def _params(request: Request, extra_ints: dict[str, str]) -> dict[str, Any]:
         else:
             raise bad_request(f"unknown parameter {name!r}; valid: {', '.join(valid)}", valid=valid)
     return out
+
+
+MAX_UNSCOPED_DAYS = 31
+
+
+def _require_scope(params: dict[str, Any]) -> None:
+    """An admin or read-only key sees every house: a summary of all of them at once would
+    group every row in the database (tens of seconds on a few million), so it names a house,
+    location or node, or a range of at most :data:`MAX_UNSCOPED_DAYS` days. (A site key's
+    summary is bounded by its own houses.)"""
+    if any(k in params for k in ("house_id", "location_id", "node_id")):
+        return
+    start, end = params.get("start"), params.get("end")
+    if start is not None and end is not None and end - start <= timedelta(days=MAX_UNSCOPED_DAYS):
+        return
+    raise bad_request(
+        f"a summary of every house at once is not served: name a houseId, locationId or "
+        f"nodeId, or a range (start and end) of at most {MAX_UNSCOPED_DAYS} days")
 
 
 _CHUNK = 64 * 1024
@@ -107,7 +126,10 @@ def _summary_route(
         },
     )
     async def summary(request: Request, principal: AnyKey, state: State) -> Response:
-        stmt = build(**_params(request, extra_ints))
+        params = _params(request, extra_ints)
+        if not principal.is_site:
+            _require_scope(params)
+        stmt = build(**params)
         if principal.is_site:
             stmt = stmt.where(scope(principal))
         return await _respond(request, state, stmt)

@@ -47,7 +47,7 @@ def test_summaries_abandoned_by_their_clients_are_cancelled_on_the_database(make
             for _ in range(3):  # impatient clients: they give up after half a second
                 with pytest.raises(httpx.ReadTimeout):
                     httpx.get(server.url + "summary/reading/", timeout=0.5,
-                              headers={"Authorization": f"Bearer {key}"})
+                              params={"houseId": 1}, headers={"Authorization": f"Bearer {key}"})
             deadline = time.monotonic() + 10
             left = _waiting_summaries(watcher, backend)
             while left and time.monotonic() < deadline:
@@ -59,7 +59,7 @@ def test_summaries_abandoned_by_their_clients_are_cancelled_on_the_database(make
             else:
                 lock.rollback()
         # The server answers as before once the lock is gone.
-        reply = httpx.get(server.url + "summary/reading/", timeout=30,
+        reply = httpx.get(server.url + "summary/reading/", timeout=30, params={"houseId": 1},
                           headers={"Authorization": f"Bearer {key}"})
         assert reply.status_code == 200, reply.text
     finally:

@@ -12,7 +12,15 @@ from sqlalchemy.orm import Session
 from models import NodeState, Reading
 from models.summary import iter_summary, nodestate_summary, reading_summary
 from tests.factories import place_node
-from tests.rest.conftest import FIVE_MIN, T0, make_site, nodestates_batch, readings_batch
+from tests.live_server import create_key
+from tests.rest.conftest import (
+    FIVE_MIN,
+    T0,
+    client,
+    make_site,
+    nodestates_batch,
+    readings_batch,
+)
 
 # Ties after *1000 (1/16 °C steps, 0.0125), negatives, tiny values and a large one.
 VALUES = [21.0625, 21.5005, 0.0125, -21.0625, -0.0005, 0.0005, 2.5e-3, 1e9 + 0.0625, 19.99, None]
@@ -127,3 +135,24 @@ def test_summary_refuses_unknown_or_bad_parameters(server):
         reply = site.http.get("summary/reading/", params=params)
         assert reply.status_code == 400 and words in reply.json()["error"], reply.text
     assert site.http.get("summary/nodestate/", params={"type": 0}).status_code == 400
+
+
+def test_an_admin_summary_of_every_house_at_once_is_refused_with_what_to_ask_instead(server):
+    """Grouping every row of a fleet took tens of seconds on a few million (issue 11): an
+    unrestricted key names a house, location or node, or asks for at most 31 days."""
+    site = make_site(server)
+    site.batch(readings_batch(site, [1.0, 2.0]))
+    with client(server, create_key(server.db_url, None, "readonly")) as http:
+        for path in ("summary/reading/", "summary/nodestate/"):
+            reply = http.get(path)
+            assert reply.status_code == 400, reply.text
+            assert "houseId" in reply.json()["error"] and "31 days" in reply.json()["error"]
+            assert http.get(path, params={"start": "2026-01-01",
+                                          "end": "2026-03-01"}).status_code == 400
+            for params in ({"houseId": site.house}, {"nodeId": site.node},
+                           {"locationId": site.location},
+                           {"start": "2026-01-01", "end": "2026-02-01"}):
+                assert http.get(path, params=params).status_code == 200, (path, params)
+        [group] = http.get("summary/reading/", params={"houseId": site.house}).json()
+        assert group["count"] == 2
+    assert site.http.get("summary/reading/").status_code == 200  # a site's own houses
