@@ -14,9 +14,13 @@ import base64
 import collections
 import contextlib
 import gzip
+import re
 import socket
+import subprocess
+import sys
 import time
 import urllib.parse
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -152,6 +156,48 @@ def test_torture_thousands_of_generated_requests_on_every_backend(fuzz_server, b
     figures = fuzz(live, keys, examples=12, derandomize=False)
     assert figures["requests"] >= 1000
     record("schemathesis (torture)", backend=backend, **figures)
+
+
+def stateful(server: LiveServer, key: str, examples: int) -> dict[str, Any]:
+    """Schemathesis's stateful phase (its own runner, as an operator would run it): sequences
+    of requests that feed one reply's ids into the next (create → read → change → delete),
+    along the links it infers from /openapi.json; no 5xx, every reply as documented."""
+    base = server.url.removesuffix("rest/")
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / "schemathesis"), "run", base + "openapi.json",
+         "--phases", "stateful", "-H", f"Authorization: Bearer {key}",
+         "--checks", "not_a_server_error,response_schema_conformance,status_code_conformance,"
+                     "content_type_conformance",
+         "--max-examples", str(examples), "--no-color"],
+        capture_output=True, text=True, timeout=3000, check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-4000:]
+    generated = re.search(r"(\d+) generated", out)
+    scenarios = re.search(r"Scenarios:\s+(\d+)", out)
+    assert generated and scenarios, out[-2000:]
+    return {"requests": int(generated.group(1)), "scenarios": int(scenarios.group(1))}
+
+
+@pytest.mark.parametrize("backend", [pytest.param("sqlite", id="sqlite")])
+def test_stateful_sequences_of_generated_requests_get_no_5xx(fuzz_server):
+    live, site = fuzz_server
+    admin = create_key(live.db_url, None, "admin")
+    figures = {who: stateful(live, key, examples=10) for who, key in
+               (("admin", admin), ("site", site.key))}
+    assert figures["admin"]["requests"] >= 30 and figures["admin"]["scenarios"] >= 5
+    record("schemathesis stateful (suite)", backend="sqlite",
+           **{f"{who}_{k}": v for who, f in figures.items() for k, v in f.items()})
+
+
+@pytest.mark.torture
+@pytest.mark.timeout(3600)
+def test_torture_stateful_sequences_on_every_backend(fuzz_server, backend):
+    live, site = fuzz_server
+    admin = create_key(live.db_url, None, "admin")
+    figures = {who: stateful(live, key, examples=300) for who, key in
+               (("admin", admin), ("site", site.key))}
+    record("schemathesis stateful (torture)", backend=backend,
+           **{f"{who}_{k}": v for who, f in figures.items() for k, v in f.items()})
 
 
 # --------------------------------------------------------------------------- bodies
