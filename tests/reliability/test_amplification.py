@@ -27,7 +27,7 @@ from tests.rest.conftest import T0, make_site
 
 pytestmark = pytest.mark.torture
 
-RSS_CEILING_MIB = 400  # growth of the server's resident set over its idle size
+RSS_CEILING_MIB = 150  # growth of the server's resident set over its idle size
 CPU_BUDGET_S = 5.0  # server CPU seconds for one hostile request
 LATENCY_CEILING_S = 2.0  # a /rest/version/ asked meanwhile
 MAP_CPU_BUDGET_S = 40.0  # a map creating 40,000 rows

@@ -232,3 +232,17 @@ def test_thirty_mib_of_empty_gzip_members_is_refused_in_milliseconds():
     g = _Gunzip(1 << 20)
     assert g.feed(gzip.compress(b'{"a":') + gzip.compress(b"1}") + member * (MAX_GZIP_MEMBERS - 3))
     assert g.finish() == b'{"a":1}'
+
+
+def test_a_json_body_of_eight_million_zeros_is_refused_before_it_is_parsed():
+    """15 KB of gzip made the parser build an 8M-element list (240 MiB) before the batch was
+    refused; the elements are counted first."""
+    from rest.body import parse_json
+    from rest.errors import ApiError
+
+    body = b'{"readings":[{"t":[0' + b",0" * 8_000_000 + b"]}]}"
+    t0 = time.process_time()
+    with pytest.raises(ApiError) as refused:
+        parse_json(body)
+    assert refused.value.status == 413 and "smaller batches" in str(refused.value)
+    assert time.process_time() - t0 < 0.5
