@@ -13,7 +13,8 @@ from bench.remote import REPO, MariaDB
 from bench.report import render, table
 from bench.scenarios import Options, Results, catchup, encodings, fleet, memory
 
-SCENARIOS = ("catchup", "memory", "fleet", "encodings", "adoption", "catchup-pg", "catchup-galera")
+SCENARIOS = ("catchup", "memory", "fleet", "encodings", "adoption", "catchup-pg", "catchup-galera",
+             "writepaths")
 
 
 def _ints(text: str) -> tuple[int, ...]:
@@ -134,6 +135,12 @@ def main(argv: list[str] | None = None) -> Results:
         from bench.postgres import PostgreSQL, catchup_postgresql
 
         catchup_postgresql(opts, PostgreSQL(args.postgres, prefix=args.db_prefix), res)
+    if "writepaths" in only:
+        from bench.postgres import PostgreSQL
+        from bench.writepaths import writepaths
+
+        writepaths(opts, {"MariaDB": db, "PostgreSQL": PostgreSQL(args.postgres,
+                                                                  prefix=args.db_prefix)}, res)
     if "catchup-galera" in only:
         from bench.galera import catchup_galera
 

@@ -184,6 +184,18 @@ def rows(res: Results, opts: Options) -> list[tuple[str, str, str, str, str]]:
             )
         )
     out += _catchup_elsewhere(res)
+    wp = res.figures.get("writepaths") or {}
+    for i, name in enumerate(n for n in ("MariaDB", "PostgreSQL") if n in wp):
+        rates = wp[name]
+        out.append((
+            "7 Write paths" if i == 0 else "",
+            f"{name}: a batch's {_n(wp['batch_rows'])} new readings written by the server, "
+            f"{wp['batches']} batches each way",
+            f"INSERT {_n(rates['insert'])} rows/s, bulk {_n(rates['bulk'])} rows/s → bulk "
+            f"**{_ratio(rates['bulk'], rates['insert']):.2f}x**",
+            "auto (bulk) not slower",
+            _verdict(rates["bulk"] >= 0.95 * rates["insert"]),
+        ))
     for i, run in enumerate((g.get("fleet") or {}).values()):
         out.append(
             (

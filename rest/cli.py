@@ -87,8 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
         choices=WRITE_PATHS,
         default="auto",
         help="how new rows are written: insert (multi-row INSERT), bulk (LOAD DATA LOCAL "
-        "INFILE on MariaDB/MySQL, COPY on PostgreSQL) or auto, the faster one as measured: "
-        "COPY on PostgreSQL, INSERT on MariaDB/MySQL (default %(default)s)",
+        "INFILE on MariaDB/MySQL, COPY on PostgreSQL) or auto: bulk, the faster as measured, "
+        "and INSERT where the database refuses LOCAL INFILE (default %(default)s)",
     )
     serve.add_argument(
         "--body-timeout",

@@ -48,7 +48,7 @@ def test_every_benchmark_scenario_runs_and_delivers_everything(mariadb: str, tmp
             "--db-prefix", f"cgt_bench_{os.getpid()}_{uuid.uuid4().hex[:6]}",
             "--workdir", str(tmp_path / "work"),
             "--out", str(report),
-            "--only", "catchup,memory,fleet,encodings,adoption,catchup-pg",
+            "--only", "catchup,memory,fleet,encodings,adoption,catchup-pg,writepaths",
             "--postgres", PG_ADMIN_URL,
             "--quiet",
         ]
@@ -66,11 +66,13 @@ def test_every_benchmark_scenario_runs_and_delivers_everything(mariadb: str, tmp
     pg = f["catchup_pg"]
     assert pg["ours_delivered"] is True
     assert pg["executemany"]["readings"] == pg["copy"]["readings"] == 1500
+    assert all(f["writepaths"][db][path] > 0 for db in ("MariaDB", "PostgreSQL")
+               for path in ("insert", "bulk"))
     assert f["encodings"]["Reading"]["rows"] == 1500
     assert f["adoption"]["copied"] == f["adoption"]["readings"] == 1500
     text = report.read_text()
     for heading in ("# Benchmarks", "## Machine", "## Results", "1 Catch-up", "2 Wire",
                     "3 Memory", "4 Idle", "5 Fleet", "6 Adoption",
-                    "1b Catch-up, PostgreSQL", "5 base stations at once"):
+                    "1b Catch-up, PostgreSQL", "5 base stations at once", "7 Write paths"):
         assert heading in text, heading
     assert not res.notes, res.notes

@@ -143,10 +143,10 @@ def test_a_mariadb_refusing_local_infile_is_written_with_insert_and_says_so(
     assert len(_stored(engine)[0]) == N
 
 
-def test_auto_takes_copy_on_postgresql_and_insert_elsewhere():
+def test_auto_takes_the_bulk_path_where_there_is_one():
     auto = RowWriter()
-    assert auto.bulk_for("postgresql")
-    assert not auto.bulk_for("mysql") and not auto.bulk_for("sqlite")
-    assert RowWriter("bulk").bulk_for("mysql") and not RowWriter("insert").bulk_for("postgresql")
+    assert auto.bulk_for("postgresql") and auto.bulk_for("mysql") and not auto.bulk_for("sqlite")
+    assert not RowWriter("insert").bulk_for("postgresql")
+    assert not RowWriter("insert").bulk_for("mysql")
     with pytest.raises(ValueError, match="choose one of auto, insert, bulk"):
         RowWriter("fast")
