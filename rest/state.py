@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import Request
 from sqlalchemy import Engine, event
 
-from base.db import make_engine
+from base.failover import make_cluster_engine
 from rest.admission import Admission
 from rest.counters import Metrics
 from rest.settings import Settings
@@ -71,7 +71,7 @@ def build_state(settings: Settings) -> AppState:
     if not settings.db_url.startswith("sqlite"):
         kwargs = {"pool_size": settings.pool_size, "max_overflow": settings.pool_overflow,
                   "pool_timeout": settings.pool_timeout}
-    engine = make_engine(settings.db_url, **kwargs)
+    engine = make_cluster_engine(settings.db_nodes(), **kwargs)
     limit_statement_time(engine, settings.statement_timeout)
     return AppState(settings, engine, TouchThrottle(settings.touch_interval),
                     Admission(settings.batch_limit()), Metrics(engine),
