@@ -214,7 +214,7 @@ def fleet(opts: Options, db: MariaDB, res: Results) -> None:
                             opts.pushlimit,
                         )
                     )
-                runs[str(workers)] = _fleet_run(opts, configs)
+                runs[str(workers)] = fleet_run(opts, configs)
             counts = (db.count(url, "Reading"), db.count(url, "NodeState"))
         finally:
             if not opts.keep:
@@ -226,7 +226,7 @@ def fleet(opts: Options, db: MariaDB, res: Results) -> None:
     res.figures["fleet"] = runs
 
 
-def _fleet_run(opts: Options, configs: list[Path]) -> dict[str, Any]:
+def fleet_run(opts: Options, configs: list[Path]) -> dict[str, Any]:
     procs = max(1, min(opts.fleet_procs, len(configs)))
     start_at = time.time() + 4.0  # every worker has imported and opened its databases by then
     shares = [configs[i::procs] for i in range(procs)]
