@@ -11,9 +11,11 @@ import httpx
 import pytest
 from sqlalchemy import make_url, text
 
+from base.db import write_engine
 from base.errors import ConfigError
 from base.failover import make_cluster_engine
 from rest.settings import SETTINGS_ENV, Settings
+from rest.state import build_state
 from tests.live_server import free_port, start_server
 from tests.rest.test_server import run_cli as run_cli  # the fixture
 
@@ -103,3 +105,19 @@ def test_db_url_variable_may_list_the_nodes_separated_by_spaces(run_cli, make_db
     # missing schema, not an unreachable database.
     assert result.returncode == 2
     assert "has no cogent-sync schema" in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("backend", SERVERS)
+def test_server_connections_are_read_committed_so_nothing_is_reset_when_they_return(db_url):
+    """A level set per transaction is set back at check-in; a node dying between the COMMIT
+    and that statement made a 500 and lost the pool a slot (seen in test_galera.py)."""
+    state = build_state(Settings(db_url=db_url))
+    try:
+        assert write_engine(state.engine) is state.engine
+        level = ("SELECT @@tx_isolation" if state.engine.dialect.name == "mysql"
+                 else "SHOW transaction_isolation")
+        with state.engine.connect() as conn:
+            assert conn.execute(text(level)).scalar_one().upper().replace("-", " ") == (
+                "READ COMMITTED")
+    finally:
+        state.engine.dispose()
