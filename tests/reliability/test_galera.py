@@ -191,7 +191,7 @@ def logged(servers: list[LiveServer], words: str) -> int:
 
 @pytest.mark.timeout(1800)
 def test_torture_galera_node_killed_and_restarted_under_a_fleet_push(galera, central, tmp_path):
-    stations = fleet_datasets(6, 20_000, REPO / "var" / "bench" / "cache")
+    stations = fleet_datasets(6, 30_000, REPO / "var" / "bench" / "cache")
     rng = random.Random(17)
     # Two servers, each on its own node first: the fleet writes through two nodes at once.
     # Node 2, the one server A uses, is killed.
@@ -229,6 +229,7 @@ def test_torture_galera_node_killed_and_restarted_under_a_fleet_push(galera, cen
             rows_while_down = stored(remote) - rows_at_kill
             galera.start(2)  # returns once node 2 is Synced again (IST from a donor)
             down_seconds = time.monotonic() - killed_at
+            behind_at_rejoin = sum(backlog(url) for url in locals_)
             wait_synced(galera, 2)
             time.sleep(3)
         failures = [f for g in gateways for f in g.report.failures]
@@ -251,13 +252,15 @@ def test_torture_galera_node_killed_and_restarted_under_a_fleet_push(galera, cen
     node2 = galera.url(2, central)  # the node that was killed holds every row again
     for url in locals_:
         result = assert_same(url, node2, shared=True)
-        for name in ("readings", "node_states", "lost", "extra", "different", "duplicated"):
+        for name in ("readings", "node_states", "lost", "extra", "different", "duplicated",
+                     "summary_groups"):
             setattr(total, name, getattr(total, name) + getattr(result, name))
     per_node = [stored(galera.url(n, central)) for n in (1, 2, 3)]
     assert per_node == [total.rows] * 3, (per_node, total.rows)
     record("Galera node killed mid fleet push (torture)", backend="galera",
            stations=len(stations), servers=len(servers), rows_at_kill=rows_at_kill,
            rows_stored_while_node_down=rows_while_down, node_down_seconds=round(down_seconds, 1),
+           backlog_at_rejoin=behind_at_rejoin,
            failovers=logged(servers, "new connections go to"),
            answered_503=answered(servers, 503),
            commit_retries=logged(servers, "transaction aborted by the database"),
