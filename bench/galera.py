@@ -131,6 +131,22 @@ def database_pid(url: str) -> int:
     return int(path.read_text().split()[0])
 
 
+def stored_bytes_per_row(db: MariaDB, url: str) -> dict[str, float]:
+    """InnoDB's data + index bytes per row of the two big tables (after ANALYZE TABLE)."""
+    out = {}
+    with db.connect(url) as conn, conn.cursor() as cur:
+        for table in ("Reading", "NodeState"):
+            cur.execute(f"ANALYZE TABLE `{table}`")
+            cur.fetchall()
+            cur.execute("SELECT DATA_LENGTH + INDEX_LENGTH FROM information_schema.TABLES "
+                        "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s", (table,))
+            size = int(cur.fetchone()[0])
+            cur.execute(f"SELECT count(*) FROM `{table}`")
+            rows = int(cur.fetchone()[0])
+            out[table] = size / rows if rows else 0.0
+    return out
+
+
 def _push(opts: Options, label: str, db: MariaDB, nodes: list[str],
           stations: list[Dataset]) -> dict[str, Any]:
     """The fleet into the fresh, migrated database at ``nodes`` (dropped afterwards)."""
@@ -153,6 +169,7 @@ def _push(opts: Options, label: str, db: MariaDB, nodes: list[str],
                                                                   strict=True)]
             run["server_cpu_s"] = sum(cpu_seconds(p) for p in server.pids) - server_before
         run["delivered"] = (db.count(nodes[0], "Reading"), db.count(nodes[0], "NodeState"))
+        run["bytes_per_row"] = stored_bytes_per_row(db, nodes[0])
     finally:
         db.drop(nodes[0])
     run["expected"] = (sum(s.readings for s in stations), sum(s.nodestates for s in stations))
