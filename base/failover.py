@@ -15,6 +15,7 @@ pool, and the next connections are made here, on a live node.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Callable, Sequence
@@ -37,11 +38,11 @@ class NodeChooser:
     """Which node new connections go to; moves on when that node fails."""
 
     def __init__(self, names: Sequence[str], open_node: Callable[[int], Any],
-                 not_ready: Callable[[Any], str | None], dbapi_error: type[Exception]):
+                 not_ready: Callable[[Any], str | None], dbapi: Any):
         self.names = list(names)
         self.open_node = open_node
         self.not_ready = not_ready
-        self.dbapi_error = dbapi_error
+        self.dbapi = dbapi  # the driver's module: its Error and OperationalError classes
         self.current = 0
         self._lock = threading.Lock()
 
@@ -54,13 +55,17 @@ class NodeChooser:
             i = (start + step) % len(self.names)
             try:
                 conn = self.open_node(i)
-            except self.dbapi_error as exc:
+            except self.dbapi.Error as exc:
                 last = exc
                 failures.append(f"{self.names[i]}: {exc}")
                 continue
-            why = self.not_ready(conn)
+            try:
+                why = self.not_ready(conn)
+            except self.dbapi.Error as exc:  # it died while being asked
+                last, why = exc, str(exc)
             if why is not None:
-                conn.close()
+                with contextlib.suppress(self.dbapi.Error):
+                    conn.close()
                 failures.append(f"{self.names[i]}: {why}")
                 continue
             if i != start:
@@ -71,8 +76,11 @@ class NodeChooser:
                     log.warning("database node %s unusable (%s); new connections go to %s",
                                 self.names[start], "; ".join(failures), self.names[i])
             return conn
-        code = getattr(last, "args", (MYSQL_NODE_NOT_READY,))[0]
-        raise self.dbapi_error(code, "no database node is usable: " + "; ".join(failures))
+        message = "no database node is usable: " + "; ".join(failures)
+        code = getattr(last, "args", (MYSQL_NODE_NOT_READY,))[:1]
+        if code and isinstance(code[0], int):  # MySQL drivers: (errno, message)
+            raise self.dbapi.OperationalError(code[0], message)
+        raise self.dbapi.OperationalError(message)
 
 
 def galera_not_ready(conn: Any) -> str | None:
@@ -124,8 +132,7 @@ def make_cluster_engine(urls: Sequence[str | URL], **kwargs: Any) -> Engine:
 
     chooser = NodeChooser(
         [f"{u.host}:{u.port}" if u.port else str(u.host) for u in nodes], open_node,
-        galera_not_ready if is_mysql else (lambda _conn: None),
-        dialect.loaded_dbapi.OperationalError)
+        galera_not_ready if is_mysql else (lambda _conn: None), dialect.loaded_dbapi)
 
     @event.listens_for(engine, "do_connect")
     def _connect(_dialect: Any, _record: Any, _cargs: Any, cparams: dict[str, Any]) -> Any:
