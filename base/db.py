@@ -11,6 +11,7 @@ UTC session; PostgreSQL a UTC session.
 
 from __future__ import annotations
 
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from base.errors import ConfigError, DatabaseUnavailable
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+READ_COMMITTED = "READ COMMITTED"
+# Engines whose every connection is READ COMMITTED (made with isolation_level=READ_COMMITTED).
+_READ_COMMITTED_ENGINES: weakref.WeakSet[Engine] = weakref.WeakSet()
 
 
 def normalise_url(url: str | URL) -> URL:
@@ -66,7 +70,10 @@ def make_engine(url: str | URL, **kwargs: Any) -> Engine:
         kwargs.setdefault("connect_args", {}).setdefault("init_command", "SET time_zone='+00:00'")
     elif backend == "postgresql":
         kwargs.setdefault("connect_args", {}).setdefault("options", "-c timezone=UTC")
-    return create_engine(u, **kwargs)
+    engine = create_engine(u, **kwargs)
+    if kwargs.get("isolation_level") == READ_COMMITTED:
+        _READ_COMMITTED_ENGINES.add(engine)
+    return engine
 
 
 def check_sqlite_path(url: URL, must_exist: bool = False) -> None:
@@ -112,11 +119,17 @@ def write_engine(engine: Engine) -> Engine:
     SQLite: ``BEGIN IMMEDIATE`` takes the write lock first (waiting up to the
     busy timeout), so the transaction cannot fail on lock upgrade later. Other
     backends: READ COMMITTED, so InnoDB takes no gap locks that would stall a
-    logger inserting at the same moment.
+    logger inserting at the same moment. An engine made READ COMMITTED for every
+    connection (the server's) is returned as it is: a level set per transaction is
+    set back when the connection returns to the pool, and if the database dies between
+    the COMMIT and that statement, the error escapes SQLAlchemy's handling (the request
+    fails with a 500) and the pool loses the connection's slot for good.
     """
     if is_sqlite(engine):
         return engine.execution_options(sqlite_begin="IMMEDIATE")
-    return engine.execution_options(isolation_level="READ COMMITTED")
+    if engine in _READ_COMMITTED_ENGINES:
+        return engine
+    return engine.execution_options(isolation_level=READ_COMMITTED)
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

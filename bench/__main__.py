@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> Results:
         writepaths(opts, {"MariaDB": db, "PostgreSQL": PostgreSQL(args.postgres,
                                                                   prefix=args.db_prefix)}, res)
     if "catchup-galera" in only:
-        from bench.galera import catchup_galera
+        from bench.galera_catchup import catchup_galera
 
         catchup_galera(opts, args.galera, args.db_prefix, res)
     if "adoption" in only:

@@ -11,6 +11,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -197,8 +198,11 @@ class Server:
         self.stop()
 
 
-def cogent_server(db_url: str, workers: int = 1) -> Server:
+def cogent_server(db_url: str, workers: int = 1, failover: Sequence[str] = ()) -> Server:
+    """The server on ``db_url`` (and, if given, the cluster's other nodes ``failover``)."""
     args = ["-m", "rest", "serve", "--db", db_url, "--log-level", "warning"]
+    for url in failover:
+        args += ["--db", url]
     if workers > 1:
         args += ["--workers", str(workers)]
     return Server(args, "version/")

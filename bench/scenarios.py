@@ -232,7 +232,7 @@ def _fleet_once(opts: Options, db: RemoteDatabase, data: list[Dataset],
                 configs.append(write_config(local.path.parent / "synchronise.conf", local.url,
                                             server.url, key, opts.pushlimit))
             with RssSampler(server.pids) as rss:
-                run = _fleet_run(opts, configs)
+                run = fleet_run(opts, configs)
             run["workers"] = workers
             run["server_rss_mib"] = rss.peak_kib / 1024
         run["delivered"] = (db.count(url, "Reading"), db.count(url, "NodeState"))
@@ -274,7 +274,7 @@ class RssSampler:
         self._thread.join()
 
 
-def _fleet_run(opts: Options, configs: list[Path]) -> dict[str, Any]:
+def fleet_run(opts: Options, configs: list[Path]) -> dict[str, Any]:
     procs = max(1, min(opts.fleet_procs, len(configs)))
     start_at = time.time() + 4.0  # every worker has imported and opened its databases by then
     shares = [configs[i::procs] for i in range(procs)]

@@ -44,7 +44,15 @@ def build_parser() -> argparse.ArgumentParser:
         "schema revision this code expects (alembic upgrade head).",
         epilog=EPILOG,
     )
-    _db_option(serve)
+    serve.add_argument(
+        "--db",
+        metavar="URL",
+        action="append",
+        help=f"database URL, e.g. mysql://user:pass@localhost/cogent (default ${DB_URL_ENV}). "
+        "Repeat it for the nodes of a MariaDB Galera cluster: connections go to the first "
+        "node that works and move to the next when it fails (in "
+        f"${DB_URL_ENV}: the URLs separated by spaces)",
+    )
     serve.add_argument(
         "--host", default="127.0.0.1", help="address to listen on (default %(default)s)"
     )
@@ -238,6 +246,19 @@ def _db_url(args: argparse.Namespace) -> str:
     return url
 
 
+def _db_nodes(args: argparse.Namespace) -> list[str]:
+    """serve's database: the URLs of --db (repeated for a cluster's nodes), else those of
+    the environment variable, separated by spaces."""
+    urls: list[str] = args.db or os.environ.get(DB_URL_ENV, "").split()
+    if not urls:
+        raise ConfigError(f"no database: pass --db URL or set {DB_URL_ENV}")
+    shown = ", ".join(redact(u) for u in urls)
+    print(f"cogent-rest: database {shown}" if len(urls) == 1
+          else f"cogent-rest: database nodes {shown} (the first that works is used)",
+          file=sys.stderr, flush=True)
+    return urls
+
+
 def _with_session(url: str, work: Callable[[Session], None]) -> None:
     engine = make_engine(url)
     try:
@@ -268,9 +289,11 @@ def _cmd_serve(args: argparse.Namespace) -> int:
                           ("--silent-after", args.silent_after)):
         if not 0.1 <= value <= 86_400:
             raise ConfigError(f"{option}: {value:g} is out of range; use 0.1..86400 seconds")
+    nodes = _db_nodes(args)
     serve(
         Settings(
-            db_url=_db_url(args),
+            db_url=nodes[0],
+            db_failover=tuple(nodes[1:]),
             host=args.host,
             port=args.port,
             max_body=args.max_body,

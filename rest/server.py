@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from base.db import make_engine, redact
+from base.db import redact
 from base.errors import ConfigError, SchemaMismatch
+from base.failover import make_cluster_engine
 from base.migrate import current_revision, head_revision
 from rest.logs import uvicorn_log_config
 from rest.settings import SETTINGS_ENV, Settings
 
 
-def check_schema(db_url: str) -> str:
-    """The database's revision if it is the code's head; else SchemaMismatch saying what to run."""
-    engine = make_engine(db_url)
+def check_schema(db_url: str, failover: Sequence[str] = ()) -> str:
+    """The database's revision if it is the code's head; else SchemaMismatch saying what to run.
+    With ``failover`` nodes, whichever node answers first is asked."""
+    engine = make_cluster_engine([db_url, *failover])
     try:
         current = current_revision(engine)
     except SQLAlchemyError as exc:
@@ -43,7 +46,7 @@ def serve(settings: Settings) -> None:
 
     from rest.protocol import HeaderDeadlineProtocol
 
-    check_schema(settings.db_url)
+    check_schema(settings.db_url, settings.db_failover)
     log_config = uvicorn_log_config(settings.log_level)
     HeaderDeadlineProtocol.header_timeout = settings.header_timeout
     common: dict[str, Any] = {

@@ -16,6 +16,9 @@ SETTINGS_ENV = "COGENT_REST_SETTINGS"
 @dataclass(frozen=True)
 class Settings:
     db_url: str
+    # Further nodes of the same cluster (MariaDB Galera), tried in order when the node in use
+    # fails (base/failover.py); empty: one database.
+    db_failover: tuple[str, ...] = ()
     max_body: int = 32 * MIB
     host: str = "127.0.0.1"
     port: int = DEFAULT_PORT
@@ -54,6 +57,9 @@ class Settings:
     touch_interval: float = 60.0
     log_level: str = "info"
 
+    def db_nodes(self) -> tuple[str, ...]:
+        return (self.db_url, *self.db_failover)
+
     def to_env(self) -> str:
         return orjson.dumps(dataclasses.asdict(self)).decode()
 
@@ -65,4 +71,6 @@ class Settings:
             raise RuntimeError(
                 f"{SETTINGS_ENV} is not set; start the server with cogent-rest serve"
             )
-        return cls(**orjson.loads(raw))
+        values = orjson.loads(raw)
+        values["db_failover"] = tuple(values.get("db_failover", ()))
+        return cls(**values)

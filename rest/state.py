@@ -10,7 +10,8 @@ from typing import Any
 from fastapi import Request
 from sqlalchemy import Engine, event
 
-from base.db import make_engine
+from base.db import READ_COMMITTED
+from base.failover import make_cluster_engine
 from rest.admission import Admission
 from rest.bulkwrite import RowWriter
 from rest.counters import Metrics
@@ -71,12 +72,14 @@ def limit_statement_time(engine: Engine, seconds: float) -> None:
 def build_state(settings: Settings) -> AppState:
     kwargs: dict[str, Any] = {}
     if not settings.db_url.startswith("sqlite"):
+        # Every connection READ COMMITTED (PostgreSQL's default; MariaDB's write transactions
+        # had it anyway): base.db.write_engine says why not per transaction.
         kwargs = {"pool_size": settings.pool_size, "max_overflow": settings.pool_overflow,
-                  "pool_timeout": settings.pool_timeout}
+                  "pool_timeout": settings.pool_timeout, "isolation_level": READ_COMMITTED}
     writer = RowWriter(settings.write_path)
     if settings.db_url.startswith(("mysql", "mariadb")) and writer.bulk_for("mysql"):
         kwargs["connect_args"] = {"local_infile": True}  # else PyMySQL refuses LOAD DATA LOCAL
-    engine = make_engine(settings.db_url, **kwargs)
+    engine = make_cluster_engine(settings.db_nodes(), **kwargs)
     limit_statement_time(engine, settings.statement_timeout)
     return AppState(settings, engine, TouchThrottle(settings.touch_interval),
                     Admission(settings.batch_limit()), Metrics(engine),

@@ -43,6 +43,9 @@ def _cli_args(options: dict[str, Any]) -> list[str]:
         flag = "--" + name.replace("_", "-")
         if value is True:
             args.append(flag)
+        elif isinstance(value, (list, tuple)):  # a repeated option: db=[url2, url3]
+            for item in value:
+                args += [flag, str(item)]
         elif value not in (None, False):
             args += [flag, str(value)]
     return args

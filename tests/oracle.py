@@ -121,8 +121,15 @@ def _rows(engine: Engine, group: tuple, locations: dict, remote: str | None) -> 
         return [((r[0], r[1]), tuple(r[2:])) for r in conn.execute(stmt)]
 
 
-def compare_replica(local_url: str, remote_url: str, remote: str = "central") -> Comparison:
-    """Local (minus the rows set aside for ``remote``) against the remote, row for row."""
+def _node(key: tuple) -> int:
+    return int(key[2] if key[0] == "reading" else key[1])
+
+
+def compare_replica(local_url: str, remote_url: str, remote: str = "central",
+                    shared: bool = False) -> Comparison:
+    """Local (minus the rows set aside for ``remote``) against the remote, row for row.
+    ``shared``: the remote also holds other stations' nodes (a fleet), so only this
+    station's nodes are compared; whether the fleet's rows add up is the caller's check."""
     local, far = make_engine(local_url), make_engine(remote_url)
     out = Comparison()
     try:
@@ -132,11 +139,16 @@ def compare_replica(local_url: str, remote_url: str, remote: str = "central") ->
                 .where(SyncRejected.remote == remote)).scalar_one())
         l_locs, r_locs = _location_keys(local), _location_keys(far)
         ls, rs = _summaries(local, l_locs, remote), _summaries(far, r_locs, None)
+        l_groups, r_groups = _groups(local), _groups(far)
+        if shared:
+            mine = {g[1] for g in l_groups}
+            rs = {k: v for k, v in rs.items() if _node(k) in mine}
+            r_groups = {g for g in r_groups if g[1] in mine}
         out.summary_groups = len(ls.keys() | rs.keys())
         for key in sorted(ls.keys() | rs.keys(), key=repr):
             if ls.get(key) != rs.get(key):
                 out.summary_mismatches.append(f"{key}: local {ls.get(key)} remote {rs.get(key)}")
-        for group in sorted(_groups(local) | _groups(far), key=repr):
+        for group in sorted(l_groups | r_groups, key=repr):
             mine = _rows(local, group, l_locs, remote)
             theirs = _rows(far, group, r_locs, None)
             if group[0] == "r":
@@ -173,9 +185,10 @@ def assert_replica(local_url: str, remote_url: str, remote: str = "central") -> 
     return result
 
 
-def assert_same(local_url: str, remote_url: str, remote: str = "central") -> Comparison:
+def assert_same(local_url: str, remote_url: str, remote: str = "central",
+                shared: bool = False) -> Comparison:
     """Every local row is on the remote, identical, once; nothing was set aside."""
-    result = compare_replica(local_url, remote_url, remote)
+    result = compare_replica(local_url, remote_url, remote, shared)
     assert result.same, result.describe()
     assert result.set_aside == 0, f"{result.set_aside} rows were set aside"
     return result
