@@ -182,7 +182,7 @@ def _push(opts: Options, label: str, db: MariaDB, nodes: list[str],
 
 
 def measure(opts: Options, cluster: GaleraCluster, rounds: int) -> dict[str, Any]:
-    stations = fleet_datasets(opts.stations, opts.station_readings, opts.cache)
+    stations = fleet_datasets(opts.stations[0], opts.station_readings, opts.cache)
     targets = {"mariadb": MariaDB(opts.mysql, prefix="cgbench_one"),
                "galera": MariaDB(cluster.url(1, "mysql"), prefix="cgbench_galera")}
     runs: dict[str, list[dict[str, Any]]] = {side: [] for side in targets}
@@ -201,7 +201,7 @@ def summarise(runs: dict[str, list[dict[str, Any]]], opts: Options) -> dict[str,
 
     one, three = median("mariadb", "rows_per_s"), median("galera", "rows_per_s")
     out: dict[str, Any] = {
-        "stations": opts.stations,
+        "stations": opts.stations[0],
         "station_readings": opts.station_readings,
         "pushlimit": opts.pushlimit,
         "fleet_procs": opts.fleet_procs,
@@ -256,7 +256,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     why = galera_missing()
     if why:
         raise SystemExit(f"bench.galera: {why}")
-    opts = Options(stations=args.stations, station_readings=args.station_readings,
+    opts = Options(stations=(args.stations,), station_readings=args.station_readings,
                    fleet_procs=args.fleet_procs, pushlimit=args.pushlimit, mysql=args.mysql,
                    workdir=REPO / "var" / "bench")
     cluster = GaleraCluster(Path(os.environ.get("GALERA_DIR", "/tmp/cogent-galera")))
