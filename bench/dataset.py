@@ -53,7 +53,7 @@ def _source_digest() -> str:
     """Changes when the simulator or the schema does (bump DATASET_VERSION when this module
     changes what it makes)."""
     h = hashlib.sha1(DATASET_VERSION.encode())
-    for name in ("base/simmodel.py", "base/simulate.py"):
+    for name in ("base/simplan.py", "base/simmodel.py", "base/simulate.py"):
         h.update((REPO / name).read_bytes())
     for version in sorted((REPO / "migrations" / "versions").glob("*.py")):
         h.update(version.name.encode())
