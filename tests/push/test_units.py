@@ -8,7 +8,8 @@ import threading
 
 import pytest
 
-from base.errors import AlreadyRunning, RemoteRejected, RemoteUnavailable
+import push.backoff
+from base.errors import AlreadyRunning, RemoteBusy, RemoteRejected, RemoteUnavailable
 from base.migrate import head_revision, revision_order, schema_advice
 from push.backoff import backoff_delay, retry
 from push.lock import PushLock
@@ -56,6 +57,26 @@ def test_retry_does_not_retry_permanent_errors():
     with pytest.raises(RemoteRejected):
         retry(refused, attempts=5, base=0.001, cap=0.002)
     assert len(calls) == 1
+
+
+def test_a_busy_server_is_waited_for_as_often_as_it_asks_within_a_time_budget(monkeypatch):
+    """Regression: 20 waits were the limit, and stations of a 1,000-station fleet gave up on a
+    server that was still working through the others."""
+    answers = iter([RemoteBusy("busy", 0.001)] * 100)
+
+    def busy_a_hundred_times() -> str:
+        answer = next(answers, None)
+        if answer is not None:
+            raise answer
+        return "stored"
+
+    assert retry(busy_a_hundred_times, attempts=2, base=0.0001, cap=0.001) == "stored"
+    monkeypatch.setattr(push.backoff, "MAX_BUSY_SECONDS", 0.05)
+    waits = []
+    with pytest.raises(RemoteBusy):
+        retry(lambda: (_ for _ in ()).throw(RemoteBusy("busy", 0.01)), attempts=2, base=0.001,
+              cap=0.01, busy_cap=0.01, on_busy=lambda d, e: waits.append(d))
+    assert 3 <= len(waits) <= 5 and sum(waits) <= 0.05
 
 
 def test_retry_stops_waiting_when_asked_to_stop():
