@@ -194,7 +194,7 @@ def test_stateful_sequences_of_generated_requests_get_no_5xx(fuzz_server):
 def test_torture_stateful_sequences_on_every_backend(fuzz_server, backend):
     live, site = fuzz_server
     admin = create_key(live.db_url, None, "admin")
-    figures = {who: stateful(live, key, examples=300) for who, key in
+    figures = {who: stateful(live, key, examples=100) for who, key in
                (("admin", admin), ("site", site.key))}
     record("schemathesis stateful (torture)", backend=backend,
            **{f"{who}_{k}": v for who, f in figures.items() for k, v in f.items()})
