@@ -8,6 +8,8 @@ import math
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import httpx
 import pytest
@@ -16,16 +18,29 @@ from sqlalchemy.engine import make_url
 from rest.admission import MIN_RETRY_AFTER, WAITING_WINDOW, Admission
 from rest.errors import ApiError
 from tests.live_server import start_server
-from tests.rest.conftest import make_site, readings_batch
+from tests.rest.conftest import Site, make_site, readings_batch
+
+
+@contextmanager
+def one_place_and_a_locked_database(sqlite_url: str) -> Iterator[tuple[Site, sqlite3.Connection]]:
+    """A server admitting one batch at a time, a site on it, and the database's write lock
+    held (rolled back to let the admitted batch through), so a place stays taken."""
+    server = start_server(sqlite_url, max_batches=1)
+    held = sqlite3.connect(make_url(sqlite_url).database, timeout=30)
+    try:
+        site = make_site(server)
+        held.execute("BEGIN IMMEDIATE")  # whichever batch is admitted waits for it here
+        yield site, held
+    finally:
+        if held.in_transaction:
+            held.rollback()
+        held.close()
+        server.stop()
 
 
 @pytest.mark.slow  # a server of its own
 def test_a_batch_beyond_the_limit_is_a_429_with_retry_after_and_writes_nothing(sqlite_url):
-    server = start_server(sqlite_url, max_batches=1)
-    try:
-        site = make_site(server)
-        held = sqlite3.connect(make_url(sqlite_url).database, timeout=30)
-        held.execute("BEGIN IMMEDIATE")  # whichever batch is admitted waits for the database here
+    with one_place_and_a_locked_database(sqlite_url) as (site, held):
         batches = {"two": readings_batch(site, [1.0, 2.0]),
                    "one": readings_batch(site, [3.0], start=10**15)}
         replies: dict[str, httpx.Response] = {}
@@ -39,7 +54,6 @@ def test_a_batch_beyond_the_limit_is_a_429_with_retry_after_and_writes_nothing(s
                and time.monotonic() < deadline):
             time.sleep(0.02)
         held.rollback()
-        held.close()
         for sender in senders:
             sender.join(60)
         refused = [name for name, r in replies.items() if r.status_code == 429]
@@ -53,18 +67,12 @@ def test_a_batch_beyond_the_limit_is_a_429_with_retry_after_and_writes_nothing(s
         assert replies[admitted].json()["stored"] == rows[admitted]
         again = site.batch(batches[refused[0]])  # a place is free again; nothing of it was kept
         assert again.status_code == 200 and again.json()["stored"] == rows[refused[0]]
-    finally:
-        server.stop()
 
 
 @pytest.mark.slow  # a server of its own
 def test_a_busy_server_turns_a_batch_away_before_decoding_it(sqlite_url):
     """A turned-away batch costs the server nothing: a malformed one gets 429, not 400."""
-    server = start_server(sqlite_url, max_batches=1)
-    try:
-        site = make_site(server)
-        held = sqlite3.connect(make_url(sqlite_url).database, timeout=30)
-        held.execute("BEGIN IMMEDIATE")
+    with one_place_and_a_locked_database(sqlite_url) as (site, held):
         first: dict[str, httpx.Response] = {}
         sender = threading.Thread(target=lambda: first.__setitem__(
             "reply", site.batch(readings_batch(site, [1.0]), timeout=60)))
@@ -81,11 +89,8 @@ def test_a_busy_server_turns_a_batch_away_before_decoding_it(sqlite_url):
             assert garbage.status_code == 429, garbage.text
         finally:
             held.rollback()
-            held.close()
             sender.join(60)
         assert first["reply"].status_code == 200
-    finally:
-        server.stop()
 
 
 def test_retry_after_spreads_the_waiting_stations_over_the_time_they_need():
