@@ -57,8 +57,9 @@ def _missed(g: dict[str, Any]) -> list[str]:
             else:
                 text += (
                     f", and ours runs at {_x(ours, ceiling)} of that limit; 20x would need "
-                    f"{20 * g['base_rate'] / ceiling:.2f}x: the server loading batches with "
-                    "`LOAD DATA` instead of INSERT, or the two streams pushed in parallel."
+                    f"{20 * g['base_rate'] / ceiling:.2f}x: the readings and node-state "
+                    "streams pushed in parallel, or less of the pusher's and server's CPU per "
+                    "row on the cores MariaDB shares."
                 )
         text += (
             " The baseline is also the noisiest figure (it commits row by row, so it feels "

@@ -215,6 +215,9 @@ def fleet(opts: Options, db: RemoteDatabase, res: Results) -> None:
             run = _fleet_once(opts, db, data, workers)
             run["expected"] = expected
             run["all_delivered"] = run["delivered"] == expected and run["failed"] == 0
+            if run["failed"]:
+                res.notes.append(f"fleet of {stations}, {workers} worker(s): {run['failed']} "
+                                 f"station(s) failed their cycle, first: {run['errors'][:3]}")
             runs[f"{stations}x{workers}"] = run
     res.figures["fleet"] = runs
 
