@@ -15,6 +15,8 @@ from base.migrate import current_revision, head_revision
 from rest.logs import uvicorn_log_config
 from rest.settings import SETTINGS_ENV, Settings
 
+WORKER_HEALTHCHECK_SECONDS = 60
+
 
 def check_schema(db_url: str, failover: Sequence[str] = ()) -> str:
     """The database's revision if it is the code's head; else SchemaMismatch saying what to run.
@@ -63,7 +65,12 @@ def serve(settings: Settings) -> None:
     if settings.workers > 1:
         os.environ[SETTINGS_ENV] = settings.to_env()
         uvicorn.run(
-            "rest.app:create_app_from_env", factory=True, workers=settings.workers, **common
+            "rest.app:create_app_from_env", factory=True, workers=settings.workers,
+            # uvicorn kills a worker that does not answer its health check within 5 s by
+            # default; a worker busy with batches on a loaded machine can take longer, and
+            # killing it cut its requests off mid-way (a fleet of 1,000 stations lost its
+            # map requests that way). A hung worker is still replaced, after a minute.
+            timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS, **common
         )
     else:
         from rest.app import create_app
