@@ -13,6 +13,7 @@ import contextlib
 import logging
 import socket
 import threading
+import time
 import zlib
 from dataclasses import dataclass
 from typing import Any
@@ -111,6 +112,28 @@ def host_of(url: str) -> str:
     return parts.netloc.rsplit("@", 1)[-1] or url
 
 
+# A pooled connection idle for longer than the server's keep-alive (uvicorn: 5 s) may be closed
+# by the server just as the next request goes out on it: the request then dies with a reset,
+# and so may its retries on the pool's other idle connections (seen in a fleet of 1,000
+# stations, whose threads waited for the CPU between requests). Past this idle time the
+# session's pooled connections are dropped and the request opens a fresh one.
+IDLE_RECONNECT_SECONDS = 4.0
+
+
+def forget_idle_connections(session: requests.Session, now: float | None = None) -> bool:
+    """Drop ``session``'s pooled connections when it has been idle past
+    :data:`IDLE_RECONNECT_SECONDS`; True when it did."""
+    now = time.monotonic() if now is None else now
+    last = getattr(session, "cogent_last_request", None)
+    session.cogent_last_request = now  # type: ignore[attr-defined]
+    if last is None or now - last <= IDLE_RECONNECT_SECONDS:
+        return False
+    for adapter in session.adapters.values():
+        if isinstance(adapter, requests.adapters.HTTPAdapter):
+            adapter.poolmanager.clear()
+    return True
+
+
 def request(
     session: requests.Session,
     remote: RemoteConfig,
@@ -123,6 +146,7 @@ def request(
 ) -> Reply:
     """Send one request and read its whole reply within the remote's deadline and cap."""
     where = f"{remote.name} ({method} {url})"
+    forget_idle_connections(session)
     late = RemoteUnavailable(
         f"{where}: no complete reply within request_deadline = {remote.request_deadline:g} s "
         f"(it came too slowly)")

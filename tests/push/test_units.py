@@ -101,3 +101,21 @@ def test_schema_advice_names_the_side_to_upgrade():
         assert "server's operator" in (schema_advice(order[-1], order[0]) or "")
     assert "upgrade cogent-sync here" in (schema_advice(order[-1], "ffffffff") or "")
     assert "no schema" in (schema_advice(None, order[-1]) or "")
+
+
+def test_a_session_idle_past_the_servers_keep_alive_starts_on_fresh_connections():
+    """Regression: stations of a 1,000-station fleet sent their map request on pooled
+    connections the server had closed while the station waited for the CPU: reset three times."""
+    import requests
+
+    from push.transport import IDLE_RECONNECT_SECONDS, forget_idle_connections
+
+    session = requests.Session()
+    pools = session.get_adapter("http://127.0.0.1/").poolmanager
+    pools.connection_from_url("http://127.0.0.1:9/")  # a pool entry; nothing connects
+    assert not forget_idle_connections(session, now=100.0)
+    assert not forget_idle_connections(session, now=100.0 + IDLE_RECONNECT_SECONDS - 0.5)
+    assert len(pools.pools) == 1
+    assert forget_idle_connections(session, now=100.0 + 2 * IDLE_RECONNECT_SECONDS + 1)
+    assert len(pools.pools) == 0
+    session.close()
