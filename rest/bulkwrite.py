@@ -203,8 +203,10 @@ def _load_data_infile(conn: Connection, stream: Stream, rows: Sequence[Row]) -> 
 
 
 def _copy_upsert(conn: Connection, stream: Stream, rows: list[Row]) -> None:
-    """PostgreSQL: COPY into a per-connection temporary table (emptied at commit), then one
-    ``INSERT … SELECT … ORDER BY key ON CONFLICT DO UPDATE``."""
+    """PostgreSQL: COPY into a per-connection temporary table, then one
+    ``INSERT … SELECT … ORDER BY key ON CONFLICT DO UPDATE``. The table is emptied at commit
+    (or rollback): once per stream per transaction, as :func:`rest.batch.apply_batch` calls
+    it."""
     if not rows:
         return
     q = conn.dialect.identifier_preparer.quote
@@ -221,4 +223,3 @@ def _copy_upsert(conn: Connection, stream: Stream, rows: list[Row]) -> None:
     conn.exec_driver_sql(
         f"INSERT INTO {q(stream.table.name)} ({cols}) SELECT {cols} FROM {name} "
         f"ORDER BY {key} ON CONFLICT ({key}) DO UPDATE SET {updates}")
-    conn.exec_driver_sql(f"TRUNCATE {name}")
