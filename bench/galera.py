@@ -26,6 +26,7 @@ import pymysql
 from sqlalchemy import make_url
 
 from bench.dataset import Dataset, fleet_datasets
+from bench.procstats import cpu_seconds
 from bench.remote import REPO, MariaDB, cogent_server, create_keys
 from bench.scenarios import Options, fleet_run, write_config
 
@@ -105,15 +106,6 @@ class GaleraCluster:
                 cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
         finally:
             conn.close()
-
-
-def cpu_seconds(pid: int) -> float:
-    """CPU time (user + system) process ``pid`` has used so far; 0 if it is gone."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def database_pid(url: str) -> int:

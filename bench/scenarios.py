@@ -8,7 +8,6 @@ import os
 import shutil
 import subprocess
 import sys
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 
 from bench import baseline, copies
 from bench.dataset import Dataset, fleet_datasets, make_dataset
+from bench.procstats import RssSampler
 from bench.remote import (
     REPO,
     MariaDB,
@@ -244,37 +244,6 @@ def _fleet_once(opts: Options, db: RemoteDatabase, data: list[Dataset],
             db.drop(url)
             shutil.rmtree(opts.workdir / label, ignore_errors=True)
     return run
-
-
-class RssSampler:
-    """The peak of the summed resident sets of ``pids`` (the server and its workers), sampled
-    every 0.2 s while the block runs."""
-
-    def __init__(self, pids: list[int]):
-        self.pids = pids
-        self.peak_kib = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-
-    def _sample(self) -> None:
-        while not self._stop.wait(0.2):
-            total = 0
-            for pid in self.pids:
-                try:
-                    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                        if line.startswith("VmRSS:"):
-                            total += int(line.split()[1])
-                except OSError:
-                    pass
-            self.peak_kib = max(self.peak_kib, total)
-
-    def __enter__(self) -> RssSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 def fleet_run(opts: Options, configs: list[Path]) -> dict[str, Any]:

@@ -14,12 +14,12 @@ import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import httpx
 import orjson
 import pytest
 
+from bench.procstats import RssSampler, cpu_seconds, rss_kib
 from models.protocol.encode import BatchPayload, ReadingGroup, ValueSeries
 from tests.live_server import LiveServer, start_server
 from tests.reliability.kit import record
@@ -43,18 +43,6 @@ class Cost:
     reply_bytes: int = 0
 
 
-def _rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
-
-
-def _cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / 100  # utime + stime, in clock ticks
-
-
 @contextmanager
 def measured(server: LiveServer) -> Iterator[Cost]:
     """Samples the server's RSS every 20 ms and asks /rest/version/ every 100 ms while the
@@ -62,14 +50,10 @@ def measured(server: LiveServer) -> Iterator[Cost]:
     assert server.process is not None
     pid = server.process.pid
     cost = Cost()
-    idle = _rss_kib(pid)
-    cpu0 = _cpu_s(pid)
+    idle = rss_kib(pid)
+    cpu0 = cpu_seconds(pid)
     done = threading.Event()
-    peak = [idle]
-
-    def sample() -> None:
-        while not done.wait(0.02):
-            peak[0] = max(peak[0], _rss_kib(pid))
+    rss = RssSampler([pid], every=0.02)
 
     def ask() -> None:
         with httpx.Client(timeout=30) as http:
@@ -78,17 +62,16 @@ def measured(server: LiveServer) -> Iterator[Cost]:
                 http.get(server.url + "version/")
                 cost.worst_version_s = max(cost.worst_version_s, time.monotonic() - t0)
 
-    threads = [threading.Thread(target=sample), threading.Thread(target=ask)]
-    for t in threads:
-        t.start()
-    try:
-        yield cost
-    finally:
-        done.set()
-        for t in threads:
-            t.join()
-        cost.rss_growth_mib = (peak[0] - idle) / 1024
-        cost.cpu_s = _cpu_s(pid) - cpu0
+    asker = threading.Thread(target=ask)
+    with rss:
+        asker.start()
+        try:
+            yield cost
+        finally:
+            done.set()
+            asker.join()
+    cost.rss_growth_mib = (max(rss.peak_kib, idle) - idle) / 1024
+    cost.cpu_s = cpu_seconds(pid) - cpu0
 
 
 def _json_batch_of_zeros(rows: int) -> bytes:
