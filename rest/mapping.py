@@ -21,8 +21,7 @@ from typing import Any
 from sqlalchemy import Connection, Table, and_, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from models.base import table_of
-from models.protocol.mapspec import MAP_TYPES, MapRef
+from models.protocol.mapspec import BY_NAME, MapType
 from rest.authz import (
     ASK_OPERATOR,
     CATALOGUE_NOUN,
@@ -36,26 +35,8 @@ from rest.keys import Principal
 from rest.resources import RESOURCES, Field
 from rest.values import BadValue, from_json
 
-Ref = MapRef
-
-
-@dataclass(frozen=True)
-class Spec:
-    table: Table
-    natural: tuple[str, ...]  # columns matched on ("id" = the row's key)
-    fields: tuple[str, ...]  # plain fields, wire name = column name
-    refs: tuple[Ref, ...] = ()
-    mutable: tuple[str, ...] = ()  # columns updated when they differ
-    required: tuple[str, ...] = ()  # plain fields every row must carry
-    create_needs: tuple[str, ...] = ()  # plain fields needed only to create the row
-
-
 # Parents before children: the order rows are resolved in (models/protocol/mapspec.py).
-SPECS: dict[str, Spec] = {
-    t.name: Spec(table_of(t.model), t.natural, t.field_names, t.refs, t.mutable, t.required,
-                 t.create_needs)
-    for t in MAP_TYPES
-}
+SPECS: dict[str, MapType] = BY_NAME
 
 _KEY_FIELD = Field("key", "int", nullable=False, required=True, bits=32)
 
@@ -119,11 +100,11 @@ def parse_map_request(body: Any) -> MapRequest:
     return req
 
 
-def _parse_row(name: str, spec: Spec, index: int, item: Any) -> MapRow:
+def _parse_row(name: str, spec: MapType, index: int, item: Any) -> MapRow:
     where = f"{name}[{index}]"
     if not isinstance(item, dict):
         raise bad_request(f"{where} must be a JSON object")
-    allowed = {"key", *spec.fields, *(r.wire for r in spec.refs)}
+    allowed = {"key", *spec.field_names, *(r.wire for r in spec.refs)}
     extra = [k for k in item if k not in allowed]
     if extra:
         raise bad_request(
@@ -134,7 +115,7 @@ def _parse_row(name: str, spec: Spec, index: int, item: Any) -> MapRow:
     fields = RESOURCES[name].fields
     try:
         key = from_json(_KEY_FIELD, item.get("key"))
-        values = {f: from_json(fields[f], item[f]) for f in spec.fields if f in item}
+        values = {f: from_json(fields[f], item[f]) for f in spec.field_names if f in item}
         refs = {}
         for ref in spec.refs:
             raw = item.get(ref.wire)
@@ -189,7 +170,7 @@ def _refuse(result: MapResult, name: str, key: int, reason: str) -> None:
     result.errors.append({"type": name, "key": key, "reason": reason})
 
 
-def _resolve_refs(spec: Spec, row: MapRow, result: MapResult) -> dict[str, int | None]:
+def _resolve_refs(spec: MapType, row: MapRow, result: MapResult) -> dict[str, int | None]:
     out: dict[str, int | None] = {}
     for ref in spec.refs:
         key = row.refs[ref.column]
@@ -204,7 +185,7 @@ def _resolve_refs(spec: Spec, row: MapRow, result: MapResult) -> dict[str, int |
     return out
 
 
-def _sort_key(spec: Spec, row: MapRow, refs: dict[str, int | None]) -> tuple[Any, ...]:
+def _sort_key(spec: MapType, row: MapRow, refs: dict[str, int | None]) -> tuple[Any, ...]:
     values = {**row.values, **refs, "id": row.key}
     return tuple(str(values.get(c)) for c in spec.natural)
 
@@ -213,7 +194,7 @@ def _map_row(
     conn: Connection,
     rule: WriteRule,
     name: str,
-    spec: Spec,
+    spec: MapType,
     row: MapRow,
     refs: dict[str, int | None],
 ) -> int:

@@ -27,7 +27,7 @@ def test_the_pusher_sends_the_fields_the_server_reads_and_the_openapi_document_a
                 assert obj is not None, kind
                 row = request_row(kind, obj)
                 spec = SPECS[kind]
-                assert set(row) == {"key", *spec.fields, *(r.wire for r in spec.refs)}, kind
+                assert set(row) == {"key", *spec.field_names, *(r.wire for r in spec.refs)}, kind
                 assert set(REQUIRED[kind]) <= set(row), kind
                 body[kind] = [row]
         jsonschema_rs.validate(MAP_BODY, body)
@@ -45,6 +45,6 @@ def test_catalogue_rows_carry_their_meaning_in_the_map_request(sqlite_url):
             assert st is not None and nt is not None
             assert {"name", "code", "units"} <= set(request_row("sensortype", st))
             assert request_row("nodetype", nt)["name"] == nt.name
-            assert "calibrationSlope" in SPECS["sensor"].fields and Sensor.__tablename__
+            assert "calibrationSlope" in SPECS["sensor"].field_names and Sensor.__tablename__
     finally:
         engine.dispose()

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import Table
+
 from models import (
     Deployment,
     House,
@@ -22,6 +24,7 @@ from models import (
     Sensor,
     SensorType,
 )
+from models.base import table_of
 
 # How a field is written in JSON: "str", "optstr" (string or null), "num", "int", "time"
 # (ISO 8601 or null).
@@ -52,6 +55,10 @@ class MapType:
     mutable: tuple[str, ...] = ()  # columns the server updates when they differ
     required: tuple[str, ...] = ()  # plain fields every row must carry
     create_needs: tuple[str, ...] = ()  # plain fields needed only to create the row
+
+    @property
+    def table(self) -> Table:
+        return table_of(self.model)
 
     @property
     def field_names(self) -> tuple[str, ...]:
